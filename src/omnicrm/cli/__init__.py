@@ -1,0 +1,1 @@
+"""The command line (Typer): ``omnicrm demo | serve | import | load | simulate | sources | ...``."""

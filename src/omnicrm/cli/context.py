@@ -1,0 +1,34 @@
+"""What every command needs: settings, the state store and the facts store, built once per run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from rich.console import Console
+
+from omnicrm.settings import Settings, get_settings
+from omnicrm.store.facts import FactsStore
+from omnicrm.store.state import StateStore
+
+__all__ = ["Context", "console", "err_console"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class Context:
+    settings: Settings
+
+    @classmethod
+    def load(cls) -> Context:
+        return cls(settings=get_settings())
+
+    @cached_property
+    def state(self) -> StateStore:
+        return StateStore(self.settings.state_database_url)
+
+    @cached_property
+    def facts(self) -> FactsStore:
+        return FactsStore(self.settings.facts_dir)

@@ -1,0 +1,1 @@
+"""Getting data in: the Segment-compatible HTTP API, the ingest buffer, the loader, bulk importers."""

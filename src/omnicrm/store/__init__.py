@@ -1,0 +1,1 @@
+"""The three stores: facts (Parquet), derived (DuckDB/Spark through Ibis), state (SQLAlchemy)."""

@@ -1,0 +1,126 @@
+"""State-store tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create them.
+
+Only mutable business state lives here; facts are Parquet and derived data is recomputable.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "fact_batches",
+    "import_files",
+    "ingest_buffer",
+    "ingest_dedupe",
+    "metadata",
+    "quarantine",
+    "sources",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Integer primary keys that autoincrement on SQLite (rowid) and are BIGINT on PostgreSQL.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("name", String(64), primary_key=True, comment="channel id, e.g. tmall, pos-store-3, web"),
+    Column("kind", String(32), nullable=False, comment="marketplace, pos, web, app, wechat, sms, email, ..."),
+    Column("write_key_hash", String(64), nullable=False, unique=True, comment="sha256 of the write key"),
+    Column("write_key_hint", String(12), nullable=False, comment="first characters, for people"),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+ingest_buffer = Table(
+    "ingest_buffer",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("message_id", String(255), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("payload", Text, nullable=False, comment="the normalised message as JSON"),
+    Column("batch_id", Id, nullable=True, comment="fact batch that claimed this row"),
+    Index(None, "batch_id"),
+)
+
+ingest_dedupe = Table(
+    "ingest_dedupe",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("message_id", String(255), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index(None, "received_at"),
+)
+
+fact_batches = Table(
+    "fact_batches",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False, comment="event, order_line, person, message"),
+    Column("origin", String(16), nullable=False, comment="loader or import"),
+    Column("status", String(16), nullable=False, comment="writing, then committed"),
+    Column("rows", BigInteger, nullable=False, default=0),
+    Column("files", Text, nullable=False, default="[]", comment="JSON list of paths under facts/"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("committed_at", DateTime(timezone=True), nullable=True),
+    Index(None, "status"),
+)
+
+import_files = Table(
+    "import_files",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("file_name", String(1024), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("mapping", String(128), nullable=False),
+    Column("status", String(16), nullable=False, comment="running, committed or failed"),
+    Column("rows_total", BigInteger, nullable=False, default=0),
+    Column("rows_accepted", BigInteger, nullable=False, default=0),
+    Column("rows_quarantined", BigInteger, nullable=False, default=0),
+    Column("batch_id", Id, ForeignKey("fact_batches.id"), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index(None, "source", "kind", "sha256"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("origin", String(16), nullable=False, comment="http or import"),
+    Column("source", String(64), nullable=True),
+    Column("ref", String(64), nullable=True, comment="request id or import id"),
+    Column("file", String(1024), nullable=True),
+    Column("line", BigInteger, nullable=True),
+    Column("message_index", Integer, nullable=True),
+    Column("field", String(255), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "origin", "ref"),
+)
