@@ -24,7 +24,9 @@ def free_port() -> int:
 class LiveServer:
     """Starts, kills and restarts one server process on 127.0.0.1 over a data folder."""
 
-    def __init__(self, data_dir: Path, *, loader_interval: float = 0.5, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, loader_interval: float = 0.5, workers: int = 1, env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -35,6 +37,7 @@ class LiveServer:
             "OMNICRM_LOG_LEVEL": "WARNING",
             **(env or {}),
         }
+        self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"
 
@@ -42,7 +45,7 @@ class LiveServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "omnicrm", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "omnicrm", "serve", "--port", str(self.port), "--workers", str(self.workers)],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

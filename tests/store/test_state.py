@@ -6,8 +6,10 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from omnicrm.store.schema import ingest_dedupe, metadata
-from omnicrm.store.state import StateStore, insert_ignoring_conflicts, utcnow
+from omnicrm.ingest.buffer import accept
+from omnicrm.ingest.segment import Message, normalise
+from omnicrm.store.schema import ingest_buffer, metadata
+from omnicrm.store.state import StateStore, utcnow
 
 
 def test_migrations_create_every_table(state: StateStore) -> None:
@@ -29,29 +31,30 @@ def test_migrate_is_idempotent(state: StateStore) -> None:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
 
 
-def test_insert_ignoring_conflicts_returns_only_new_keys(state: StateStore) -> None:
-    now = utcnow()
-    rows = [{"source": "web", "message_id": m, "received_at": now} for m in ("a", "b")]
-    with state.begin() as conn:
-        stmt = insert_ignoring_conflicts(conn, ingest_dedupe, ["source", "message_id"]).returning(
-            ingest_dedupe.c.message_id
-        )
-        assert set(conn.execute(stmt, rows).scalars()) == {"a", "b"}
-    with state.begin() as conn:
-        more = [*rows, {"source": "web", "message_id": "c", "received_at": now}]
-        assert set(conn.execute(stmt, more).scalars()) == {"c"}
+def test_buffer_keeps_one_row_per_message_id(state: StateStore) -> None:
+    def msgs(*ids: str) -> list[Message]:
+        out = [normalise({"type": "track", "event": "e", "userId": "u", "messageId": m}, index=0,
+                         received_at=utcnow(), max_bytes=32_768) for m in ids]  # fmt: skip
+        return [m for m in out if isinstance(m, Message)]
+
+    first = accept(state, source="web", messages=msgs("a", "b", "a"), received_at=utcnow(), ref="r")
+    assert (first.accepted, first.duplicates) == (2, 1)
+    again = accept(state, source="web", messages=msgs("a", "b", "c"), received_at=utcnow(), ref="r")
+    assert (again.accepted, again.duplicates) == (1, 2)
+    other_source = accept(state, source="app", messages=msgs("a"), received_at=utcnow(), ref="r")
+    assert other_source.accepted == 1
 
 
 def test_failed_transaction_leaves_nothing(state: StateStore) -> None:
     now = utcnow()
     try:
         with state.begin() as conn:
-            conn.execute(sa.insert(ingest_dedupe).values(source="web", message_id="x", received_at=now))
+            conn.execute(sa.insert(ingest_buffer).values(source="web", message_id="x", type="track", received_at=now))
             raise RuntimeError("boom")
     except RuntimeError:
         pass
     with state.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(ingest_dedupe)).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(ingest_buffer)).scalar_one() == 0
 
 
 def test_sqlite_runs_in_wal_with_full_sync(sqlite_state: StateStore) -> None:

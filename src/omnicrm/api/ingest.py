@@ -22,7 +22,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
 
-def get_receiver(request: Request) -> Receiver:
+async def get_receiver(request: Request) -> Receiver:
     receiver: Receiver = request.app.state.receiver
     return receiver
 

@@ -14,15 +14,20 @@ __all__ = ["register"]
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: settings.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: settings.port).")] = None,
+    workers: Annotated[int, typer.Option(help="Server processes; one per core suits ingest-heavy use.")] = 1,
 ) -> None:
     """Serve the REST API and Segment-compatible ingest (with the loader running in the background)."""
     import uvicorn
 
-    from omnicrm.api.app import create_app
-
     ctx = Context.load()
-    app = create_app(ctx.settings)
-    uvicorn.run(app, host=host or ctx.settings.host, port=port or ctx.settings.port, log_level="warning")
+    uvicorn.run(
+        "omnicrm.api.app:create_app",
+        factory=True,
+        host=host or ctx.settings.host,
+        port=port or ctx.settings.port,
+        workers=workers,
+        log_level="warning",
+    )
 
 
 def load() -> None:

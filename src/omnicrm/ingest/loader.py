@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text, update
 
 from omnicrm.store.batches import Batch, begin_batch, commit_batch, recover_batches
 from omnicrm.store.facts import EVENT, FactsStore
@@ -119,7 +119,8 @@ def _write_and_commit(state: StateStore, facts: FactsStore, batch: Batch) -> int
         files = facts.stage_table("event", table.cast(EVENT), batch.ingest_id)
     with state.begin() as conn:
         commit_batch(conn, batch, files=files, rows=rows.num_rows)
-        conn.execute(delete(ingest_buffer).where(ingest_buffer.c.batch_id == batch.id))
+        # The rows stay (without payload) so their messageIds keep deduplicating re-sends.
+        conn.execute(update(ingest_buffer).where(ingest_buffer.c.batch_id == batch.id).values(payload=None))
     facts.publish(batch.ingest_id)
     return rows.num_rows
 

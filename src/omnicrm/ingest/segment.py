@@ -24,17 +24,15 @@ _ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
 _MAX_ID_LEN = 255
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
-    """A valid message, ready for the ingest buffer."""
+    """A valid message, ready for the ingest buffer: canonical payload and its JSON text."""
 
     message_id: str
     type: str
     timestamp: datetime
     payload: dict[str, Any]
-
-    def to_json(self) -> str:
-        return orjson.dumps(self.payload).decode()
+    json: str
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -72,19 +70,14 @@ def normalise(
     implied_type: str | None = None,
     sent_at: datetime | None = None,
     max_bytes: int,
-    size: int | None = None,
 ) -> Message | list[Problem]:
-    """Check one message against the tracking spec and return it in canonical form."""
+    """Check one message against the tracking spec; return it in canonical form or name every problem."""
 
     def problem(reason: str, field: str | None = None) -> Problem:
         return Problem(reason=reason, field=field, index=index)
 
     if not isinstance(raw, dict):
         return [problem(f"a message must be a JSON object, got {type(raw).__name__}")]
-    nbytes = size if size is not None else len(orjson.dumps(raw))
-    if nbytes > max_bytes:
-        return [problem(f"message is {nbytes:,} bytes, over the limit of {max_bytes:,} bytes")]
-
     problems: list[Problem] = []
     mtype = raw.get("type", implied_type)
     if implied_type is not None and mtype != implied_type:
@@ -127,34 +120,70 @@ def normalise(
     elif isinstance(message_id, str) and len(message_id) > _MAX_ID_LEN:
         problems.append(problem(f"longer than {_MAX_ID_LEN} characters", "messageId"))
 
-    timestamp = received_at
+    times: dict[str, datetime | None] = {}
     for field in ("timestamp", "originalTimestamp", "sentAt"):
-        if raw.get(field) is not None and _parse_time(raw.get(field)) is None:
-            problems.append(problem(f"{raw.get(field)!r} is not an ISO-8601 date-time", field))
+        value = raw.get(field)
+        times[field] = None if value is None else _parse_time(value)
+        if value is not None and times[field] is None:
+            problems.append(problem(f"{value!r} is not an ISO-8601 date-time", field))
     if problems:
         return problems
 
-    ts = _parse_time(raw.get("timestamp")) or _parse_time(raw.get("originalTimestamp"))
-    msg_sent = _parse_time(raw.get("sentAt")) or sent_at
+    timestamp = received_at
+    ts = times["timestamp"] or times["originalTimestamp"]
+    msg_sent = times["sentAt"] or sent_at
     if ts is not None:
         timestamp = ts
         if raw.get("timestamp") is None and msg_sent is not None:
             timestamp = received_at - (msg_sent - ts)  # correct the device clock, as Segment does
 
+    return _message(
+        raw,
+        mtype=str(mtype),
+        message_id=message_id.strip() if isinstance(message_id, str) else None,
+        ids=ids,
+        event=event.strip() if isinstance(event, str) else None,
+        name=name,
+        timestamp=timestamp,
+        sent_at=msg_sent,
+        received_at=received_at,
+        max_bytes=max_bytes,
+        index=index,
+    )
+
+
+def _message(
+    raw: dict[str, Any],
+    *,
+    mtype: str,
+    message_id: str | None,
+    ids: dict[str, str | None],
+    event: str | None,
+    name: str | None,
+    timestamp: datetime,
+    sent_at: datetime | None,
+    received_at: datetime,
+    max_bytes: int,
+    index: int | None,
+) -> Message | list[Problem]:
+    context = raw.get("context")
     payload: dict[str, Any] = {
-        "messageId": (message_id.strip() if isinstance(message_id, str) else None) or _auto_message_id(raw),
+        "messageId": message_id or _auto_message_id(raw),
         "type": mtype,
-        "event": event.strip() if isinstance(event, str) else None,
+        "event": event,
         "name": name,
         "userId": ids["userId"],
         "anonymousId": ids["anonymousId"],
         "previousId": ids["previousId"],
         "groupId": ids["groupId"],
-        "traits": raw.get("traits") or (raw.get("context") or {}).get("traits"),
+        "traits": raw.get("traits") or (context or {}).get("traits"),
         "properties": raw.get("properties"),
-        "context": raw.get("context"),
-        "timestamp": timestamp.isoformat(),
-        "sentAt": msg_sent.isoformat() if msg_sent else None,
-        "receivedAt": received_at.isoformat(),
+        "context": context,
+        "timestamp": timestamp,
+        "sentAt": sent_at,
+        "receivedAt": received_at,
     }
-    return Message(message_id=str(payload["messageId"]), type=str(mtype), timestamp=timestamp, payload=payload)
+    data = orjson.dumps(payload)
+    if len(data) > max_bytes:
+        return [Problem(f"message is {len(data):,} bytes, over the limit of {max_bytes:,} bytes", None, index)]
+    return Message(payload["messageId"], mtype, timestamp, payload, data.decode())

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from omnicrm.ingest.buffer import buffered_count, purge_dedupe
+from omnicrm.ingest.buffer import buffered_count, purge_loaded
 from omnicrm.ingest.loader import load
 from omnicrm.logs import get_logger
 from omnicrm.store.facts import FactsStore
@@ -47,7 +47,7 @@ class LoaderThread(threading.Thread):
                     log.info("loaded events into facts", events=result.events, batches=result.batches)
                 self.on_backlog(buffered_count(self.state))
                 if time.monotonic() - self._last_purge > _PURGE_EVERY:
-                    purge_dedupe(self.state, days=self.dedupe_days)
+                    purge_loaded(self.state, days=self.dedupe_days)
                     self._last_purge = time.monotonic()
             except Exception as exc:  # keep loading after a transient failure; it is retried next round
                 log.exception("loader step failed; will retry", error=repr(exc))

@@ -17,13 +17,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 __all__ = [
     "fact_batches",
     "import_files",
     "ingest_buffer",
-    "ingest_dedupe",
     "metadata",
     "quarantine",
     "sources",
@@ -60,17 +60,11 @@ ingest_buffer = Table(
     Column("message_id", String(255), nullable=False),
     Column("type", String(16), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
-    Column("payload", Text, nullable=False, comment="the normalised message as JSON"),
+    Column("payload", Text, nullable=True, comment="the normalised message as JSON; emptied once loaded"),
     Column("batch_id", Id, nullable=True, comment="fact batch that claimed this row"),
+    # The row outlives its payload for the dedupe window, so a re-sent messageId stays a no-op.
+    UniqueConstraint("source", "message_id"),
     Index(None, "batch_id"),
-)
-
-ingest_dedupe = Table(
-    "ingest_dedupe",
-    metadata,
-    Column("source", String(64), primary_key=True),
-    Column("message_id", String(255), primary_key=True),
-    Column("received_at", DateTime(timezone=True), nullable=False),
     Index(None, "received_at"),
 )
 

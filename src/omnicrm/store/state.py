@@ -7,18 +7,17 @@ failing half-way. PostgreSQL is used as it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql.dml import Insert
 
-__all__ = ["StateStore", "insert_ignoring_conflicts", "utcnow"]
+__all__ = ["StateStore", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -48,15 +47,35 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+T = TypeVar("T")
+
+
+class _Ticket:
+    __slots__ = ("done", "error", "result", "work")
+
+    def __init__(self, work: Callable[[Connection], Any]) -> None:
+        self.work = work
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class StateStore:
     """Owns the engine of the state database and hands out transactions."""
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
+        self._write_lock: AbstractContextManager[object] = nullcontext()
         if make_url(url).get_backend_name() == "sqlite":
             self.engine = _sqlite_engine(url)
+            # SQLite has one writer; queueing writers of this process here is far faster than
+            # SQLite's busy-wait backoff. Other processes still queue on the database lock.
+            self._write_lock = threading.Lock()
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self._pending: list[_Ticket] = []
+        self._pending_lock = threading.Lock()
+        self._leader_lock = threading.Lock()
         if migrate:
             self.migrate()
 
@@ -73,8 +92,37 @@ class StateStore:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A write transaction: committed when the block ends, rolled back on error."""
-        with self.engine.begin() as conn:
+        with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    def group_commit(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in a write transaction shared with concurrent callers (group commit).
+
+        Callers that arrive while a transaction is being written queue up; the next of them to get
+        the lock writes everyone's work in one transaction, so one fsync serves many requests.
+        Returns only after the transaction holding ``work`` has committed; if it fails, every
+        caller of that group gets the error (and, as nothing was committed, may retry).
+        """
+        ticket = _Ticket(work)
+        with self._pending_lock:
+            self._pending.append(ticket)
+        with self._leader_lock:
+            if not ticket.done:
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                try:
+                    with self.begin() as conn:
+                        for member in group:
+                            member.result = member.work(conn)
+                except BaseException as exc:
+                    for member in group:
+                        member.error = exc
+                finally:
+                    for member in group:
+                        member.done = True
+        if ticket.error is not None:
+            raise ticket.error
+        return cast(T, ticket.result)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -83,13 +131,3 @@ class StateStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def insert_ignoring_conflicts(conn: Connection, table: Table, index: Sequence[str]) -> Insert:
-    """``INSERT ... ON CONFLICT (index) DO NOTHING`` for the connection's dialect."""
-    name = conn.dialect.name
-    if name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(index))
-    if name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(index))
-    raise NotImplementedError(f"state database dialect {name!r} is not supported; use SQLite or PostgreSQL")

@@ -1,4 +1,4 @@
-"""foundation: sources, ingest buffer and dedupe, fact batches, imports, quarantine
+"""foundation: sources, ingest buffer, fact batches, imports, quarantine
 
 Revision ID: 0001
 Revises: (none)
@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("message_id", sa.String(length=255), nullable=False),
         sa.Column("type", sa.String(length=16), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("payload", sa.Text(), nullable=False, comment="the normalised message as JSON"),
+        sa.Column("payload", sa.Text(), nullable=True, comment="the normalised message as JSON; emptied once loaded"),
         sa.Column(
             "batch_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -44,19 +44,11 @@ def upgrade() -> None:
             comment="fact batch that claimed this row",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ingest_buffer")),
+        sa.UniqueConstraint("source", "message_id", name=op.f("uq_ingest_buffer_source_message_id")),
     )
     with op.batch_alter_table("ingest_buffer", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_ingest_buffer_batch_id"), ["batch_id"], unique=False)
-
-    op.create_table(
-        "ingest_dedupe",
-        sa.Column("source", sa.String(length=64), nullable=False),
-        sa.Column("message_id", sa.String(length=255), nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("source", "message_id", name=op.f("pk_ingest_dedupe")),
-    )
-    with op.batch_alter_table("ingest_dedupe", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_ingest_dedupe_received_at"), ["received_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_ingest_buffer_received_at"), ["received_at"], unique=False)
 
     op.create_table(
         "quarantine",
@@ -80,10 +72,7 @@ def upgrade() -> None:
         "sources",
         sa.Column("name", sa.String(length=64), nullable=False, comment="channel id, e.g. tmall, pos-store-3, web"),
         sa.Column(
-            "kind",
-            sa.String(length=32),
-            nullable=False,
-            comment="marketplace, pos, web, app, wechat, sms, email, ...",
+            "kind", sa.String(length=32), nullable=False, comment="marketplace, pos, web, app, wechat, sms, email, ..."
         ),
         sa.Column("write_key_hash", sa.String(length=64), nullable=False, comment="sha256 of the write key"),
         sa.Column("write_key_hint", sa.String(length=12), nullable=False, comment="first characters, for people"),
@@ -127,11 +116,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_quarantine_origin_ref"))
 
     op.drop_table("quarantine")
-    with op.batch_alter_table("ingest_dedupe", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_ingest_dedupe_received_at"))
-
-    op.drop_table("ingest_dedupe")
     with op.batch_alter_table("ingest_buffer", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ingest_buffer_received_at"))
         batch_op.drop_index(batch_op.f("ix_ingest_buffer_batch_id"))
 
     op.drop_table("ingest_buffer")
