@@ -27,10 +27,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.live import LiveServer
-
 from omnicrm.ingest.sources import create_source
 from omnicrm.store.state import StateStore
+from tests.live import LiveServer
 
 BATCH = 100
 CLIENTS = 8
@@ -150,12 +149,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         batches = _batches(args.events)
-        ceiling = ceiling_rate(tmp, batches)
-        ours = http_rate(tmp, batches)
+        ceiling = ours = 0.0
+        for round_ in range(args.rounds):  # alternate, and keep each side's best, to damp machine noise
+            run = tmp / f"round{round_}"
+            run.mkdir()
+            ceiling = max(ceiling, ceiling_rate(run, batches))
+            ours = max(ours, http_rate(run, batches))
         print(f"HTTP batch ingest: {ours:,.0f} events/s; ceiling (raw executemany, same DB): {ceiling:,.0f} rows/s")
         print(f"  ratio {ours / ceiling:.2f} (target >= 0.30) {'OK' if ours / ceiling >= 0.3 else 'BELOW TARGET'}")
         try:
