@@ -20,9 +20,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from omnicrm.cli import importing, server, sources
+    from omnicrm.cli import config, demo, importing, server, sources
 
-    for module in (server, sources, importing):
+    for module in (demo, server, sources, importing, config):
         module.register(app)
 
 
