@@ -73,7 +73,9 @@ def load_demo(
     existing = {s.name for s in list_sources(state)}
     for name, kind in DEMO_SOURCES:
         if name not in existing:
-            create_source(state, name, kind, write_key=demo_write_key(name))
+            # the demo shop's web and mini-program logins are membership card numbers
+            user_id_type = "member_card" if name in ("web", "wechat-mp") else None
+            create_source(state, name, kind, write_key=demo_write_key(name), user_id_type=user_id_type)
     result = DemoResult(exports=exports)
     for file_name, source, kind, mapping in DEMO_FILES:
         summary = import_file(

@@ -87,8 +87,8 @@ class Settings(BaseSettings):
         return self.data_dir / "facts"
 
     @property
-    def quarantine_dir(self) -> Path:
-        return self.data_dir / "quarantine"
+    def derived_dir(self) -> Path:
+        return self.data_dir / "derived"
 
 
 @lru_cache(maxsize=1)

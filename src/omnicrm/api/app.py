@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from omnicrm import __version__
-from omnicrm.api import ingest
+from omnicrm.api import customers, ingest
 from omnicrm.api.errors import install_error_handlers
 from omnicrm.api.responses import JSONBody
 from omnicrm.ingest.receive import Receiver
@@ -16,6 +16,7 @@ from omnicrm.ingest.sources import SourceKeys
 from omnicrm.ingest.worker import LoaderThread
 from omnicrm.logs import configure_logging
 from omnicrm.settings import Settings, get_settings
+from omnicrm.store.derived import DerivedStore
 from omnicrm.store.facts import FactsStore
 from omnicrm.store.state import StateStore
 
@@ -67,9 +68,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.state_store = state
     app.state.facts = facts
+    app.state.derived = DerivedStore(settings.derived_dir)
     app.state.receiver = receiver
     install_error_handlers(app)
     app.include_router(ingest.router)
+    app.include_router(customers.router)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, object]:

@@ -8,6 +8,8 @@ from functools import cached_property
 from rich.console import Console
 
 from omnicrm.settings import Settings, get_settings
+from omnicrm.store.derived import DerivedStore
+from omnicrm.store.engine import Engine
 from omnicrm.store.facts import FactsStore
 from omnicrm.store.state import StateStore
 
@@ -32,3 +34,11 @@ class Context:
     @cached_property
     def facts(self) -> FactsStore:
         return FactsStore(self.settings.facts_dir)
+
+    @cached_property
+    def derived(self) -> DerivedStore:
+        return DerivedStore(self.settings.derived_dir)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return Engine(self.facts, kind=self.settings.engine)

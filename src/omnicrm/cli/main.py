@@ -20,9 +20,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from omnicrm.cli import config, demo, importing, server, sources
+    from omnicrm.cli import config, demo, identity, importing, server, sources
 
-    for module in (demo, server, sources, importing, config):
+    for module in (demo, server, sources, importing, identity, config):
         module.register(app)
 
 

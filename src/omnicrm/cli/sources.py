@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from omnicrm.cli.context import Context, console
-from omnicrm.ingest.sources import KINDS, create_source, list_sources, rotate_key
+from omnicrm.ingest.sources import KINDS, USER_ID_TYPES, create_source, list_sources, rotate_key
 
 __all__ = ["register"]
 
@@ -20,9 +20,12 @@ def add(
     name: Annotated[str, typer.Argument(help="Channel id, e.g. tmall, jd, pos-store-3, wechat-oa, web.")],
     kind: Annotated[str, typer.Option(help=f"One of: {', '.join(KINDS)}.")] = "other",
     write_key: Annotated[str | None, typer.Option(help="Use this write key instead of a random one.")] = None,
+    user_id_type: Annotated[
+        str | None, typer.Option(help=f"What this source's userId is, if not its own id: {', '.join(USER_ID_TYPES)}.")
+    ] = None,
 ) -> None:
     """Create a source and print its write key (shown only this once)."""
-    key = create_source(Context.load().state, name, kind, write_key)
+    key = create_source(Context.load().state, name, kind, write_key, user_id_type=user_id_type)
     console.print(f"source [bold]{name}[/bold] ({kind}) created; write key: [bold]{key}[/bold]")
     console.print("Send it as the HTTP Basic user name, or as writeKey in the body, to /v1/*.")
 
@@ -30,9 +33,15 @@ def add(
 @sources_app.command("list")
 def list_() -> None:
     """List sources with the first characters of their write keys."""
-    table = Table("name", "kind", "write key", "disabled")
+    table = Table("name", "kind", "write key", "userId is", "disabled")
     for src in list_sources(Context.load().state):
-        table.add_row(src.name, src.kind, src.write_key_hint + "…", "yes" if src.disabled else "")
+        table.add_row(
+            src.name,
+            src.kind,
+            src.write_key_hint + "…",
+            src.user_id_type or "its own id",
+            "yes" if src.disabled else "",
+        )
     console.print(table)
 
 

@@ -17,8 +17,18 @@ from omnicrm.errors import AuthError, Conflict, InputError, NotFound
 from omnicrm.store.schema import sources
 from omnicrm.store.state import StateStore, utcnow
 
-__all__ = ["KINDS", "Source", "SourceKeys", "create_source", "list_sources", "rotate_key"]
+__all__ = [
+    "KINDS",
+    "USER_ID_TYPES",
+    "Source",
+    "SourceKeys",
+    "create_source",
+    "list_sources",
+    "rotate_key",
+    "user_id_types",
+]
 
+USER_ID_TYPES = ("member_card", "phone", "email", "wechat_unionid")
 KINDS = ("marketplace", "pos", "web", "app", "wechat", "sms", "email", "service", "import", "other")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -29,6 +39,7 @@ class Source:
     kind: str
     write_key_hint: str
     disabled: bool
+    user_id_type: str | None = None
 
 
 def _hash(key: str) -> str:
@@ -39,12 +50,20 @@ def _new_key() -> str:
     return "wk_" + secrets.token_urlsafe(24)
 
 
-def create_source(state: StateStore, name: str, kind: str = "other", write_key: str | None = None) -> str:
-    """Create a source and return its write key (the only time it is visible)."""
+def create_source(
+    state: StateStore, name: str, kind: str = "other", write_key: str | None = None, *, user_id_type: str | None = None
+) -> str:
+    """Create a source and return its write key (the only time it is visible).
+
+    ``user_id_type`` says what the source's Segment ``userId`` is when it is not an id of its own —
+    e.g. ``member_card`` for a shop whose logins are membership numbers — so OneID can join on it.
+    """
     if not _NAME.match(name):
         raise InputError(f"source name {name!r} must be lower-case letters, digits, '-' or '_' (at most 64)")
     if kind not in KINDS:
         raise InputError(f"source kind {kind!r} is not one of {', '.join(KINDS)}")
+    if user_id_type is not None and user_id_type not in USER_ID_TYPES:
+        raise InputError(f"user id type {user_id_type!r} is not one of {', '.join(USER_ID_TYPES)}")
     key = write_key or _new_key()
     with state.begin() as conn:
         if conn.execute(select(sources.c.name).where(sources.c.name == name)).first():
@@ -57,6 +76,7 @@ def create_source(state: StateStore, name: str, kind: str = "other", write_key: 
                 write_key_hint=key[:7],
                 disabled=False,
                 created_at=utcnow(),
+                user_id_type=user_id_type,
             )
         )
     return key
@@ -76,7 +96,12 @@ def rotate_key(state: StateStore, name: str) -> str:
 def list_sources(state: StateStore) -> list[Source]:
     with state.connect() as conn:
         rows = conn.execute(select(sources).order_by(sources.c.name)).all()
-    return [Source(r.name, r.kind, r.write_key_hint, bool(r.disabled)) for r in rows]
+    return [Source(r.name, r.kind, r.write_key_hint, bool(r.disabled), r.user_id_type) for r in rows]
+
+
+def user_id_types(state: StateStore) -> dict[str, str]:
+    """Sources whose userId is another identifier type (for OneID)."""
+    return {s.name: s.user_id_type for s in list_sources(state) if s.user_id_type}
 
 
 class SourceKeys:

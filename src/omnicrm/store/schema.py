@@ -21,7 +21,9 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "api_keys",
     "fact_batches",
+    "identity_links",
     "import_files",
     "ingest_buffer",
     "metadata",
@@ -50,6 +52,12 @@ sources = Table(
     Column("write_key_hint", String(12), nullable=False, comment="first characters, for people"),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column(
+        "user_id_type",
+        String(32),
+        nullable=True,
+        comment="what this source's userId is (e.g. member_card); default: a user id of its own",
+    ),
 )
 
 ingest_buffer = Table(
@@ -100,6 +108,32 @@ import_files = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Index(None, "source", "kind", "sha256"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, comment="who or what uses the key"),
+    Column("key_hash", String(64), nullable=False, unique=True, comment="sha256 of the key"),
+    Column("key_hint", String(12), nullable=False),
+    Column("scopes", Text, nullable=False, comment="space-separated, e.g. customers:read customers:write"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+identity_links = Table(
+    "identity_links",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False, comment="must (join) or cannot (split)"),
+    Column("key_a", String(512), nullable=False, comment="identifier key, e.g. phone::+8613800138001"),
+    Column("key_b", String(512), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index(None, "kind", "revoked_at"),
 )
 
 quarantine = Table(

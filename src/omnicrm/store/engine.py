@@ -1,0 +1,72 @@
+"""The analytic engine seam: one Ibis connection over the Parquet facts, on DuckDB or on PySpark.
+
+Domain code asks an ``Engine`` for fact tables as Ibis expressions and for results as Arrow; it never
+names a backend. DuckDB runs in process (the default); Spark is imported lazily and only when the
+settings ask for it, with an ImportError that says what to install.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from omnicrm.store.facts import SCHEMAS, FactsStore
+
+__all__ = ["Engine", "spark_session"]
+
+
+def spark_session(app_name: str = "omnicrm", *, master: str = "local[2]") -> Any:
+    """A local Spark session tuned for one machine (UI off, few shuffle partitions, UTC)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("the Spark engine needs pyspark: pip install 'pyspark>=4.0,<5' (and Java 17)") from exc
+    return (
+        SparkSession.builder.appName(app_name)
+        .master(master)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", "2g")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+
+
+class Engine:
+    """An Ibis backend plus the facts it reads."""
+
+    def __init__(self, facts: FactsStore, *, kind: str = "duckdb", spark: Any = None) -> None:
+        self.facts = facts
+        self.kind = kind
+        if kind == "duckdb":
+            self.con = ibis.duckdb.connect()
+            self.con.raw_sql("SET enable_progress_bar = false")
+        elif kind == "spark":
+            self.con = ibis.pyspark.connect(spark or spark_session())
+        else:
+            raise ValueError(f"unknown engine {kind!r}; use 'duckdb' or 'spark'")
+        self._tables = 0
+
+    def fact_table(self, kind: str, files: Iterable[Path] | None = None) -> ir.Table:
+        """All published facts of ``kind`` (or only ``files``), as an Ibis table in the kind's schema."""
+        paths = [str(p) for p in (files if files is not None else self.facts.files(kind))]
+        if not paths:
+            return self.table_from_arrow(SCHEMAS[kind].empty_table(), f"empty_{kind}")
+        self._tables += 1
+        name = f"facts_{kind}_{self._tables}"
+        if self.kind == "duckdb":
+            return self.con.read_parquet(paths, table_name=name)
+        return self.con.read_parquet(paths, table_name=name, mergeSchema=False)
+
+    def table_from_arrow(self, table: pa.Table, name: str) -> ir.Table:
+        self._tables += 1
+        return self.con.create_table(f"{name}_{self._tables}", table, temp=self.kind == "duckdb")
+
+    def to_arrow(self, expr: ir.Table) -> pa.Table:
+        return self.con.to_pyarrow(expr)

@@ -1,0 +1,96 @@
+"""The customers API: API keys with scopes, look-up by any identifier, identifiers with how they joined."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from fastapi.testclient import TestClient
+
+from omnicrm.access.api_keys import create_api_key
+from omnicrm.api.app import create_app
+from omnicrm.demo import load_demo
+from omnicrm.identity.refresh import refresh_identity
+from omnicrm.settings import load_settings
+from omnicrm.store.derived import DerivedStore
+from omnicrm.store.engine import Engine
+from omnicrm.store.facts import FactsStore
+from omnicrm.store.state import StateStore
+
+
+@pytest.fixture(scope="module")
+def merchant(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo merchant with OneID refreshed, shared by the tests of this module."""
+    root = tmp_path_factory.mktemp("api")
+    settings = load_settings(data_dir=root, loader_interval_seconds=0)
+    state = StateStore(settings.state_database_url)
+    facts = FactsStore(settings.facts_dir)
+    load_demo(state, facts, data_dir=root, people=200, seed=5, progress=False, say=lambda _: None)
+    refresh_identity(state, Engine(facts), DerivedStore(settings.derived_dir))
+    state.dispose()
+    return root
+
+
+@pytest.fixture
+def client(merchant: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(load_settings(data_dir=merchant, loader_interval_seconds=0))) as c:
+        yield c
+
+
+def bearer(client: TestClient, *scopes: str) -> dict[str, str]:
+    key = create_api_key(client.app.state.state_store, "test", list(scopes))  # type: ignore[attr-defined]
+    return {"Authorization": f"Bearer {key}"}
+
+
+def a_phone(client: TestClient) -> tuple[int, str]:
+    snap = client.app.state.derived.current("identity")  # type: ignore[attr-defined]
+    row = duckdb.sql(
+        f"SELECT customer_id, value FROM '{snap / 'identifiers.parquet'}' WHERE id_type='phone' AND holders=1 LIMIT 1"
+    ).fetchall()[0]
+    return int(row[0]), str(row[1])
+
+
+def test_lookup_and_identifiers(client: TestClient) -> None:
+    headers = bearer(client, "customers:read")
+    customer, phone = a_phone(client)
+    res = client.get(
+        "/api/customers/lookup", params={"type": "phone", "value": phone.removeprefix("+86")}, headers=headers
+    )
+    assert res.status_code == 200, res.text
+    assert res.json()["customer_ids"] == [customer]
+    detail = client.get(f"/api/customers/{customer}", headers=headers).json()
+    assert detail["customer_id"] == customer
+    assert any(i["id_type"] == "phone" and i["value"] == phone for i in detail["identifiers"])
+    assert detail["identifiers"][0]["how"] == "anchor"
+
+
+def test_keys_and_scopes(client: TestClient) -> None:
+    customer, _ = a_phone(client)
+    assert client.get(f"/api/customers/{customer}").status_code == 401
+    assert client.get(f"/api/customers/{customer}", headers={"Authorization": "Bearer ak_nope"}).json() == {
+        "code": "unauthorized",
+        "message": "unknown or revoked API key; list keys with `omnicrm apikeys list`",
+    }
+    reader = bearer(client, "customers:read")
+    res = client.post("/api/customers/join", json={"customer_a": 1, "customer_b": 2, "reason": "x"}, headers=reader)
+    assert res.status_code == 403
+    assert res.json()["code"] == "forbidden"
+
+
+def test_join_is_recorded_for_the_next_refresh(client: TestClient) -> None:
+    writer = bearer(client, "customers:read", "customers:write")
+    res = client.post(
+        "/api/customers/join", json={"customer_a": 1, "customer_b": 2, "reason": "same person"}, headers=writer
+    )
+    assert res.status_code == 200, res.text
+    assert res.json()["applied"] == "at the next refresh"
+
+
+def test_errors_name_the_problem(client: TestClient) -> None:
+    headers = bearer(client, "customers:read")
+    res = client.get("/api/customers/lookup", params={"type": "phone", "value": "13800000000"}, headers=headers)
+    assert res.status_code == 400
+    assert res.json()["message"] == "phone '13800000000' is not usable as an identifier: placeholder phone"
+    assert client.get("/api/customers/99999999", headers=headers).status_code == 404
