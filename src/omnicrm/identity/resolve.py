@@ -1,12 +1,16 @@
 """Deterministic resolution: records joined through shared identifiers, with merge protection.
 
 The graph is bipartite (records and identifier keys). Identifier types merge in stages, most trusted
-first (``IdentifierType.priority``). After each stage every new component is checked against the
-per-type limits (``IdentifierType.limit``: e.g. one member card per customer) and the operator's
-cannot-links; an identifier whose merge would break them gives way — it stays attached to each of
-its holders but joins nobody ("shared"), which is what keeps a family phone from merging a family.
-A key on the orders of many different buyers (a shop's own phone) breaks the limits at once and so
-never merges anyone. Everything runs on numpy arrays with scipy's connected components.
+first (``IdentifierType.priority``). After each stage every component the stage merged is checked
+against the per-type limits (``IdentifierType.limit``: e.g. one member card per customer), the
+operator's cannot-links and clearly different names; an identifier whose merge would break them
+gives way — it stays attached to each of its holders but joins nobody ("shared"), which keeps a
+family phone from merging a family. A key on the orders of many different buyers (a shop's own
+phone) breaks the limits at once and so never merges anyone.
+
+Everything runs on integer arrays: each stage builds a compressed graph of only the components and
+keys it touches and runs scipy's connected components on it, and the checks look only at the
+components the stage merged, so the whole costs a small multiple of one connected-components pass.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from scipy.sparse.csgraph import connected_components
 
 from omnicrm.identity.identifiers import IDENTIFIER_TYPES, names_conflict
 
-__all__ = ["Resolution", "resolve"]
+__all__ = ["Encoded", "Resolution", "encode", "resolve", "resolve_encoded"]
 
 IntArray = np.ndarray
 
@@ -40,6 +44,22 @@ class Resolution:
     stats: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class Encoded:
+    """The resolution problem as integers: occurrence pairs (record r holds key k) and per-key facts."""
+
+    r: IntArray
+    k: IntArray
+    n_records: int
+    key_type_code: IntArray  # index into ``limits`` (type and scope)
+    limits: IntArray
+    key_priority: IntArray  # merge stage of the key's type (-1: never merges)
+    names: dict[int, str]  # name keys → normalised name, for the name veto
+    must: tuple[IntArray, IntArray] = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # record pairs
+    cannot: tuple[IntArray, IntArray] = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # key pairs
+    extra: tuple[IntArray, IntArray] = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # record pairs
+
+
 def _codes(values: pa.Array | pa.ChunkedArray) -> tuple[IntArray, pa.Array]:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
@@ -47,46 +67,119 @@ def _codes(values: pa.Array | pa.ChunkedArray) -> tuple[IntArray, pa.Array]:
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
 
 
-def _union(n: int, a: IntArray, b: IntArray) -> IntArray:
-    """Connected-component label (smallest member index) of each of ``n`` nodes joined by edges a–b."""
+def _unique(x: IntArray, *, counts: bool = False) -> tuple[IntArray, IntArray]:
+    """Sorted distinct values (and their counts) of an int array; a plain sort beats np.unique's hashing here."""
+    s = np.sort(x) if len(x) else x.astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]]) if len(s) else np.zeros(0, dtype=np.int64)
+    values = s[starts]
+    if not counts:
+        return values, np.zeros(0, dtype=np.int64)
+    return values, np.diff(np.r_[starts, len(s)])
+
+
+def _factorize(x: IntArray) -> tuple[IntArray, IntArray]:
+    """(distinct values, index of each element's value among them)."""
+    values = _unique(x)[0]
+    return values, np.searchsorted(values, x)
+
+
+def _unique_pairs(a: IntArray, b: IntArray) -> tuple[IntArray, IntArray]:
+    """Distinct (a, b) pairs of non-negative ints, sorted by a then b."""
     if len(a) == 0:
-        return np.arange(n)
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
-    _, labels = connected_components(graph, directed=False)
-    first = np.full(labels.max() + 1, n, dtype=np.int64)
-    np.minimum.at(first, labels, np.arange(n))
-    return first[labels]
+        return a.astype(np.int64), b.astype(np.int64)
+    m = int(b.max()) + 1
+    return np.divmod(_unique(a.astype(np.int64) * m + b)[0], m)
+
+
+def _member(x: IntArray, values: IntArray) -> IntArray:
+    """``x in values`` for non-negative ints, through a lookup table."""
+    if len(values) == 0 or len(x) == 0:
+        return np.zeros(len(x), dtype=bool)
+    table = np.zeros(max(int(x.max()), int(values.max())) + 1, dtype=bool)
+    table[values] = True
+    return table[x]
 
 
 class _Graph:
-    """Occurrence pairs (record r holds key k) and the per-type limits, with vectorised checks."""
+    """The occurrence pairs with the limits, and the vectorised merge and checks of one stage."""
 
-    def __init__(
-        self,
-        r: IntArray,
-        k: IntArray,
-        n_records: int,
-        key_type_code: IntArray,
-        limits: IntArray,
-        names: dict[int, str],
-    ) -> None:
-        self.r, self.k, self.n = r, k, n_records
-        self.key_type_code = key_type_code
-        self.limits = limits
-        self.n_types = len(limits)
-        self.names = names  # key index → normalised name, for the name-conflict veto
-        self.name_occ = np.isin(k, np.fromiter(names, dtype=np.int64, count=len(names)))
+    def __init__(self, enc: Encoded) -> None:
+        self.r, self.k, self.n = enc.r, enc.k, enc.n_records
+        self.key_type_code = enc.key_type_code
+        self.limits = enc.limits
+        self.n_types = len(enc.limits)
+        self.names = enc.names
+        self.name_occ = _member(enc.k, np.fromiter(enc.names, dtype=np.int64, count=len(enc.names)))
+        self.cannot = enc.cannot
 
-    def _names_by(self, group: IntArray, member: IntArray, within: IntArray) -> dict[int, list[tuple[int, str]]]:
-        """For each group in ``within``: its (member, name) pairs, from the name occurrences."""
-        occ = self.name_occ & np.isin(group, within)
-        triples = {(int(g), int(m), int(key)) for g, m, key in zip(group[occ], member[occ], self.k[occ], strict=True)}
+    def merge(self, comp: IntArray, active: IntArray, extra: tuple[IntArray, IntArray] | None = None) -> IntArray:
+        """New component per record after joining ``comp`` through the occurrences ``active``.
+
+        Only the components and keys the edges touch become graph nodes; a merged component is
+        labelled by its smallest constituent label, so untouched components keep theirs.
+        """
+        a = comp[self.r[active]]
+        b = self.k[active]
+        ea, eb = (comp[extra[0]], comp[extra[1]]) if extra is not None else (a[:0], a[:0])
+        if len(a) + len(ea) == 0:
+            return comp
+        comps, comp_idx = _factorize(np.concatenate([a, ea, eb]))
+        keys, key_idx = _factorize(b)
+        m = len(comps)
+        src = np.concatenate([comp_idx[: len(a)], comp_idx[len(a) : len(a) + len(ea)]])
+        dst = np.concatenate([m + key_idx, comp_idx[len(a) + len(ea) :]])
+        nodes = m + len(keys)
+        graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(nodes, nodes)).tocsr()
+        _, labels = connected_components(graph, directed=False)
+        first = np.full(int(labels.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, labels[:m], comps)
+        mapping = np.arange(self.n, dtype=np.int64)
+        mapping[comps] = first[labels[:m]]
+        return mapping[comp]
+
+    def _counts(self, comp: IntArray, occ: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+        """(component, type, distinct keys of that type) over the occurrences ``occ``."""
+        c, kk = _unique_pairs(comp[self.r[occ]], self.k[occ])
+        groups, counts = _unique(c * self.n_types + self.key_type_code[kk], counts=True)
+        cc, tt = np.divmod(groups, self.n_types)
+        return cc, tt, counts
+
+    def violating(self, old: IntArray, new: IntArray) -> IntArray:
+        """Labels of components of ``new`` that the merge made break a limit, a cannot-link or the name veto."""
+        merged = _unique(new[new != old])[0]
+        if len(merged) == 0:
+            return merged
+        occ = np.flatnonzero(_member(new[self.r], merged))
+        oc, ot, on = self._counts(old, occ)
+        # the worst constituent of each new component, per type: a merge may not make it worse
+        before_key = new[oc] * self.n_types + ot
+        order = np.argsort(before_key, kind="stable")
+        before_key, on = before_key[order], on[order]
+        starts = np.flatnonzero(np.r_[True, before_key[1:] != before_key[:-1]])
+        worst_key, worst = before_key[starts], np.maximum.reduceat(on, starts)
+        nc, nt, nn = self._counts(new, occ)
+        prior = worst[np.searchsorted(worst_key, nc * self.n_types + nt)]
+        bad = set(nc[nn > np.maximum(self.limits[nt], prior)].tolist())
+        ca, cb = self.cannot
+        if len(ca):
+            sub_r, sub_k = self.r[occ], self.k[occ]
+            held = set(zip(new[sub_r].tolist(), sub_k.tolist(), strict=True))
+            bad.update(c for c in merged.tolist() for a_, b_ in zip(ca.tolist(), cb.tolist(), strict=True)
+                       if (c, a_) in held and (c, b_) in held)  # fmt: skip
+        if self.names:
+            name_occ = occ[self.name_occ[occ]]
+            bad.update(self._conflicting(self._names_in(new[self.r[name_occ]], old[self.r[name_occ]], name_occ)))
+        return np.array(sorted(bad), dtype=np.int64)
+
+    def _names_in(self, group: IntArray, member: IntArray, occ: IntArray) -> dict[int, list[tuple[int, str]]]:
+        triples = set(zip(group.tolist(), member.tolist(), self.k[occ].tolist(), strict=True))
         out: dict[int, list[tuple[int, str]]] = {}
         for g, m, key in triples:
             out.setdefault(g, []).append((m, self.names[key]))
         return out
 
-    def _conflicting(self, groups: dict[int, list[tuple[int, str]]]) -> list[int]:
+    @staticmethod
+    def _conflicting(groups: dict[int, list[tuple[int, str]]]) -> list[int]:
         """Groups holding two clearly different names that come from different members."""
         bad = []
         for g, pairs in groups.items():
@@ -98,86 +191,144 @@ class _Graph:
                 bad.append(g)
         return bad
 
-    def merge(self, comp: IntArray, active: IntArray, extra: tuple[IntArray, IntArray] | None = None) -> IntArray:
-        """New component per record after joining ``comp`` through the occurrences in ``active``."""
-        n_keys = int(self.k.max()) + 1 if len(self.k) else 0
-        a = comp[self.r[active]]
-        b = self.n + self.k[active]
-        if extra is not None:
-            a = np.concatenate([a, comp[extra[0]]])
-            b = np.concatenate([b, comp[extra[1]]])
-        labels = _union(self.n + n_keys, a, b)
-        return labels[comp]
+    def joining_keys(self, old: IntArray, new: IntArray, allowed: IntArray, bad: IntArray) -> IntArray:
+        """Allowed keys that joined two or more old components inside the ``bad`` new ones."""
+        occ = np.flatnonzero(allowed[self.k] & _member(new[self.r], bad))
+        keys, _ = _unique_pairs(self.k[occ], old[self.r[occ]])
+        found, counts = _unique(keys, counts=True)
+        return found[counts > 1]
 
-    def type_counts(self, comp: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-        """(component, type, distinct keys of that type) for every component."""
-        c, kk = _unique_pairs(comp[self.r], self.k)
-        groups, counts = np.unique(c * self.n_types + self.key_type_code[kk], return_counts=True)
-        cc, tt = np.divmod(groups, self.n_types)
-        return cc, tt, counts
-
-    def violating(self, old: IntArray, new: IntArray, cannot: tuple[IntArray, IntArray]) -> IntArray:
-        """Components of ``new`` that broke a limit or a cannot-link they did not already break in ``old``."""
-        oc, ot, on = self.type_counts(old)
-        # the worst constituent of each new component, per type: a merge may not make things worse
-        before_key = new[oc] * self.n_types + ot
-        order = np.argsort(before_key, kind="stable")
-        before_key, on = before_key[order], on[order]
-        starts = np.flatnonzero(np.r_[True, before_key[1:] != before_key[:-1]]) if len(before_key) else before_key
-        worst_key = before_key[starts]
-        worst = np.maximum.reduceat(on, starts) if len(on) else on
-        nc, nt, nn = self.type_counts(new)
-        at = np.searchsorted(worst_key, nc * self.n_types + nt)
-        prior = worst[np.minimum(at, len(worst) - 1)] if len(worst) else np.zeros_like(nn)
-        over = nn > np.maximum(self.limits[nt], prior)
-        bad = np.zeros(self.n, dtype=bool)
-        bad[nc[over]] = True
-        ca, cb = cannot
-        if len(ca):
-            in_a, in_b = np.isin(self.k, ca), np.isin(self.k, cb)
-            holders_a = set(zip(new[self.r[in_a]].tolist(), self.k[in_a].tolist(), strict=True))
-            pairs = set(zip(ca.tolist(), cb.tolist(), strict=True))
-            for comp_, key_b in zip(new[self.r[in_b]].tolist(), self.k[in_b].tolist(), strict=True):
-                if any((comp_, key_a) in holders_a for key_a, b in pairs if b == key_b):
-                    bad[comp_] = True
-        constituents = np.bincount(_unique_pairs(new, old)[0], minlength=self.n)
-        merged = constituents > 1
-        if self.names:
-            by_comp = self._names_by(new[self.r], old[self.r], np.flatnonzero(merged & ~bad))
-            bad[self._conflicting(by_comp)] = True
-        return bad & merged
-
-    def alone_violations(self, old: IntArray, keys: IntArray) -> IntArray:
-        """Which of ``keys`` would break a limit if it alone joined the components that hold it."""
+    def alone_violations(self, old: IntArray, keys: IntArray) -> tuple[IntArray, IntArray]:
+        """Which of ``keys`` would break a limit or the name veto if it alone joined its holders,
+        and how many old components hold each."""
         if len(keys) == 0:
-            return np.zeros(0, dtype=bool)
-        holds = np.isin(self.k, keys)
-        key_of, comp_of = _unique_pairs(self.k[holds], old[self.r[holds]])  # (key, old comp)
-        prof_comp, prof_key = _unique_pairs(old[self.r], self.k)  # (old comp, key it holds), sorted by comp
+            return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
+        holds = np.flatnonzero(_member(self.k, keys))
+        key_of, comp_of = _unique_pairs(self.k[holds], old[self.r[holds]])  # (key, old comp holding it)
+        held_by = np.flatnonzero(_member(old[self.r], comp_of))
+        prof_comp, prof_key = _unique_pairs(old[self.r[held_by]], self.k[held_by])  # (old comp, key it holds)
         starts = np.searchsorted(prof_comp, comp_of, side="left")
         lens = np.searchsorted(prof_comp, comp_of, side="right") - starts
         offsets = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
         held = prof_key[np.repeat(starts, lens) + offsets]
         kk, hh = _unique_pairs(np.repeat(key_of, lens), held)
-        groups, counts = np.unique(kk * self.n_types + self.key_type_code[hh], return_counts=True)
+        groups, counts = _unique(kk * self.n_types + self.key_type_code[hh], counts=True)
         gk, gt = np.divmod(groups, self.n_types)
         over = set(gk[counts > self.limits[gt]].tolist())
         if self.names:
-            # the names its holders carry: (key, holder component) groups by key
+            named = held_by[self.name_occ[held_by]]
+            names_of = self._names_in(old[self.r[named]], old[self.r[named]], named)
             pairs: dict[int, list[tuple[int, str]]] = {}
-            comp_names = self._names_by(old[self.r], old[self.r], np.unique(comp_of))
             for key, comp in zip(key_of.tolist(), comp_of.tolist(), strict=True):
-                pairs.setdefault(key, []).extend((comp, name) for _, name in comp_names.get(comp, []))
+                pairs.setdefault(key, []).extend((comp, name) for _, name in names_of.get(comp, []))
             over.update(self._conflicting(pairs))
-        return np.isin(keys, np.fromiter(over, dtype=np.int64, count=len(over)))
+        holder_keys, holder_counts = _unique(key_of, counts=True)
+        holders = holder_counts[np.searchsorted(holder_keys, keys)]
+        return _member(keys, np.fromiter(over, dtype=np.int64, count=len(over))), holders
 
 
-def _unique_pairs(a: IntArray, b: IntArray) -> tuple[IntArray, IntArray]:
-    """Distinct (a, b) pairs of non-negative ints, sorted by a then b."""
-    if len(a) == 0:
-        return a.astype(np.int64), b.astype(np.int64)
-    m = int(b.max()) + 1
-    return np.divmod(np.unique(a.astype(np.int64) * m + b), m)
+def encode(
+    occurrences: pa.Table,
+    *,
+    must_link: Sequence[tuple[str, str]] = (),
+    cannot_link: Sequence[tuple[str, str]] = (),
+    extra_edges: tuple[pa.Array, pa.Array] | None = None,
+) -> tuple[Encoded, pa.Array, pa.Array, pa.Array]:
+    """The problem as integers, plus the record keys, identifier keys and key types they index."""
+    valid = pc.is_valid(occurrences["key"])
+    all_records, record_dict = _codes(occurrences["record_key"])
+    usable = occurrences.filter(valid)
+    r = all_records[valid.to_numpy(zero_copy_only=False)]
+    k, key_dict = _codes(usable["key"])
+    first_of_key = np.zeros(len(key_dict), dtype=np.int64)
+    first_of_key[k[::-1]] = np.arange(len(k))[::-1]
+    take = pa.array(first_of_key)
+    key_types = pc.take(usable["id_type"], take).combine_chunks() if len(k) else pa.array([], pa.string())
+    key_scopes = pc.take(usable["scope"], take).combine_chunks() if len(k) else pa.array([], pa.string())
+    # limits hold per type and scope: one openid per app, two nicks per marketplace, ...
+    type_scope = pc.binary_join_element_wise(key_types, key_scopes.fill_null(""), "|")
+    key_type_code, type_scope_dict = _codes(type_scope)
+    limits = np.array(
+        [IDENTIFIER_TYPES[ts.split("|", 1)[0]].limit for ts in type_scope_dict.to_pylist()], dtype=np.int64
+    )
+    type_code, type_dict = _codes(key_types)
+    priority_of = np.array(
+        [IDENTIFIER_TYPES[t].priority if IDENTIFIER_TYPES[t].merges else -1 for t in type_dict.to_pylist()],
+        dtype=np.int64,
+    )
+    name_keys: IntArray = (
+        np.flatnonzero(pc.equal(key_types, "name").to_numpy(zero_copy_only=False)) if len(k) else np.zeros(0, np.int64)
+    )
+    name_values = pc.take(key_dict, pa.array(name_keys, pa.int64())).to_pylist()
+    names = {int(i): str(v).split(":", 2)[2] for i, v in zip(name_keys, name_values, strict=True)}
+    enc = Encoded(r, k, len(record_dict), key_type_code, limits, priority_of[type_code] if len(k) else type_code, names)
+    if must_link or cannot_link:
+        index = {key: i for i, key in enumerate(key_dict.to_pylist())}
+        first_record = np.full(len(key_dict), -1, dtype=np.int64)
+        first_record[k[::-1]] = r[::-1]
+        must = [(index[a], index[b]) for a, b in must_link if a in index and b in index]
+        enc.must = (first_record[[a for a, _ in must]], first_record[[b for _, b in must]])
+        cannot = [(index[a], index[b]) for a, b in cannot_link if a in index and b in index]
+        enc.cannot = (np.array([a for a, _ in cannot], np.int64), np.array([b for _, b in cannot], np.int64))
+    if extra_edges is not None and len(extra_edges[0]):
+        rec_index = {key: i for i, key in enumerate(record_dict.to_pylist())}
+        enc.extra = (
+            np.array([rec_index[x] for x in extra_edges[0].to_pylist()], dtype=np.int64),
+            np.array([rec_index[x] for x in extra_edges[1].to_pylist()], dtype=np.int64),
+        )
+    return enc, record_dict, key_dict, key_types
+
+
+def resolve_encoded(enc: Encoded) -> tuple[IntArray, IntArray, list[str | None], dict[str, int]]:
+    """(component per record, merge stage per key, refusal per key, stats) for an encoded problem."""
+    graph = _Graph(enc)
+    n_keys = len(enc.key_priority)
+    key_stage = np.full(n_keys, -1, dtype=np.int64)
+    refusal: list[str | None] = [None] * n_keys
+    stats: dict[str, int] = {"records": enc.n_records, "keys": n_keys}
+    comp = np.arange(enc.n_records, dtype=np.int64)
+    if len(enc.must[0]):
+        comp = graph.merge(comp, np.zeros(0, dtype=np.int64), enc.must)
+        stats["must_link"] = len(enc.must[0])
+    order = np.argsort(enc.key_priority[enc.k], kind="stable")  # occurrences grouped by stage
+    stage_of_occ = enc.key_priority[enc.k][order]
+    for priority in sorted({t.priority for t in IDENTIFIER_TYPES.values() if t.merges}):
+        lo, hi = np.searchsorted(stage_of_occ, [priority, priority + 1])
+        if lo == hi:
+            continue
+        stage_occ = order[lo:hi]
+        stage_name = "+".join(t.name for t in IDENTIFIER_TYPES.values() if t.priority == priority and t.merges)
+        allowed = np.zeros(n_keys, dtype=bool)
+        allowed[enc.k[stage_occ]] = True
+        in_stage = allowed.copy()
+        new = graph.merge(comp, stage_occ)
+        bad = graph.violating(comp, new)
+        if len(bad):
+            joining = graph.joining_keys(comp, new, allowed, bad)
+            alone, holders = graph.alone_violations(comp, joining)
+            for key, n in zip(joining[alone].tolist(), holders[alone].tolist(), strict=True):
+                refusal[key] = f"would join {n} customers beyond a per-customer identifier limit"
+            allowed[joining[alone]] = False
+            new = graph.merge(comp, stage_occ[allowed[enc.k[stage_occ]]])
+            bad = graph.violating(comp, new)
+            if len(bad):
+                rest = graph.joining_keys(comp, new, allowed, bad)
+                for key in rest.tolist():
+                    refusal[key] = "together with other identifiers would join different customers"
+                allowed[rest] = False
+                new = graph.merge(comp, stage_occ[allowed[enc.k[stage_occ]]])
+        key_stage[allowed] = priority
+        stats[f"stage {stage_name}: refused"] = int((in_stage & ~allowed).sum())
+        comp = new
+    if len(enc.extra[0]):
+        ea, eb = enc.extra
+        new = graph.merge(comp, np.zeros(0, dtype=np.int64), (ea, eb))
+        bad = _member(new, graph.violating(comp, new))
+        keep = ~bad[ea]
+        stats["probabilistic: refused"] = int((~keep).sum())
+        comp = graph.merge(comp, np.zeros(0, dtype=np.int64), (ea[keep], eb[keep]))
+    stats["customers"] = len(_unique(comp)[0])
+    return comp, key_stage, refusal, stats
 
 
 def resolve(
@@ -189,100 +340,13 @@ def resolve(
 ) -> Resolution:
     """Join records through shared identifier keys, stage by stage, refusing merges that break limits.
 
-    ``occurrences`` needs ``record_key``, ``id_type`` and ``key`` (null keys are ignored: refused at
-    normalisation). ``must_link``/``cannot_link`` are pairs of keys from the operator; ``extra_edges``
-    are record-key pairs to join last (probabilistic matches), under the same protections.
+    ``occurrences`` needs ``record_key``, ``id_type``, ``scope`` and ``key`` (null keys are ignored:
+    they were refused at normalisation). ``must_link``/``cannot_link`` are pairs of keys from the
+    operator; ``extra_edges`` are record-key pairs to join last (probabilistic matches), under the
+    same protections.
     """
-    usable = occurrences.filter(pc.is_valid(occurrences["key"]))
-    all_records, record_dict = _codes(occurrences["record_key"])
-    r_all = all_records[pc.is_valid(occurrences["key"]).to_numpy(zero_copy_only=False)]
-    k, key_dict = _codes(usable["key"])
-    n = len(record_dict)
-    first_of_key = np.zeros(len(key_dict), dtype=np.int64)
-    first_of_key[k[::-1]] = np.arange(len(k))[::-1]
-    take = pa.array(first_of_key)
-    key_types = pc.take(usable["id_type"], take).combine_chunks() if len(k) else pa.array([], pa.string())
-    # Limits hold per type and scope: one openid per app, two nicks per marketplace, ...
-    key_scopes = pc.take(usable["scope"], take).combine_chunks() if len(k) else pa.array([], pa.string())
-    type_scope = pc.binary_join_element_wise(key_types, key_scopes.fill_null(""), "|")
-    key_type_code, type_scope_dict = _codes(type_scope)
-    scope_type = [ts.split("|", 1)[0] for ts in type_scope_dict.to_pylist()]
-    limits = np.array([IDENTIFIER_TYPES[t].limit for t in scope_type], dtype=np.int64)
-    key_priority = np.array([IDENTIFIER_TYPES[t].priority for t in key_types.to_pylist()], dtype=np.int64)
-    name_keys: IntArray = (
-        np.flatnonzero(pc.equal(key_types, "name").to_numpy(zero_copy_only=False)) if len(k) else np.zeros(0, np.int64)
+    enc, records, keys, key_types = encode(
+        occurrences, must_link=must_link, cannot_link=cannot_link, extra_edges=extra_edges
     )
-    key_list = key_dict.to_pylist()
-    names = {int(i): key_list[i].split(":", 2)[2] for i in name_keys}
-    graph = _Graph(r_all, k, n, key_type_code, limits, names)
-
-    key_index = {key: i for i, key in enumerate(key_dict.to_pylist())}
-    cannot = (
-        np.array([key_index[a] for a, b in cannot_link if a in key_index and b in key_index], dtype=np.int64),
-        np.array([key_index[b] for a, b in cannot_link if a in key_index and b in key_index], dtype=np.int64),
-    )
-    key_stage = np.full(len(key_dict), -1, dtype=np.int64)
-    refusal: list[str | None] = [None] * len(key_dict)
-    stats: dict[str, int] = {"records": n, "keys": len(key_dict)}
-
-    comp = np.arange(n)
-    if must_link:
-        first_record = np.full(len(key_dict), -1, dtype=np.int64)
-        first_record[k[::-1]] = r_all[::-1]
-        pairs = [(key_index[a], key_index[b]) for a, b in must_link if a in key_index and b in key_index]
-        if pairs:
-            ea = first_record[np.array([p[0] for p in pairs])]
-            eb = first_record[np.array([p[1] for p in pairs])]
-            comp = graph.merge(comp, np.zeros(0, dtype=np.int64), (ea, eb))
-        stats["must_link"] = len(pairs)
-
-    for priority in sorted({t.priority for t in IDENTIFIER_TYPES.values() if t.merges}):
-        in_stage = key_priority == priority
-        if not in_stage.any():
-            continue
-        stage_name = "+".join(t.name for t in IDENTIFIER_TYPES.values() if t.priority == priority and t.merges)
-        allowed = in_stage.copy()
-        new = graph.merge(comp, np.flatnonzero(allowed[k]))
-        bad = graph.violating(comp, new, cannot)
-        if bad.any():
-            # the keys that joined two or more components inside a violating one
-            joining = _joining_keys(graph, comp, new, allowed, bad)
-            alone = graph.alone_violations(comp, joining)
-            for key in joining[alone].tolist():
-                refusal[key] = _limit_reason(graph, comp, key)
-            allowed[joining[alone]] = False
-            new = graph.merge(comp, np.flatnonzero(allowed[k]))
-            bad = graph.violating(comp, new, cannot)
-            if bad.any():
-                rest = _joining_keys(graph, comp, new, allowed, bad)
-                for key in rest.tolist():
-                    refusal[key] = "together with other identifiers would join different customers"
-                allowed[rest] = False
-                new = graph.merge(comp, np.flatnonzero(allowed[k]))
-        key_stage[allowed] = priority
-        stats[f"stage {stage_name}: refused"] = int((in_stage & ~allowed).sum())
-        comp = new
-
-    if extra_edges is not None and len(extra_edges[0]):
-        rec_index = {key: i for i, key in enumerate(record_dict.to_pylist())}
-        ea = np.array([rec_index[x] for x in extra_edges[0].to_pylist()], dtype=np.int64)
-        eb = np.array([rec_index[x] for x in extra_edges[1].to_pylist()], dtype=np.int64)
-        new = graph.merge(comp, np.zeros(0, dtype=np.int64), (ea, eb))
-        bad = graph.violating(comp, new, cannot)
-        keep = ~(bad[new[ea]])
-        stats["probabilistic: refused"] = int((~keep).sum())
-        comp = graph.merge(comp, np.zeros(0, dtype=np.int64), (ea[keep], eb[keep]))
-
-    stats["customers"] = len(np.unique(comp))
-    return Resolution(record_dict, comp, key_dict, key_types, key_stage, refusal, stats)
-
-
-def _joining_keys(graph: _Graph, old: IntArray, new: IntArray, allowed: IntArray, bad: IntArray) -> IntArray:
-    occ = allowed[graph.k] & bad[new[graph.r]]
-    holders = np.bincount(_unique_pairs(graph.k[occ], old[graph.r[occ]])[0], minlength=len(allowed))
-    return np.flatnonzero(holders > 1)
-
-
-def _limit_reason(graph: _Graph, old: IntArray, key: int) -> str:
-    holders = np.unique(old[graph.r[graph.k == key]])
-    return f"would join {len(holders)} customers beyond a per-customer identifier limit"
+    comp, key_stage, refusal, stats = resolve_encoded(enc)
+    return Resolution(records, comp, keys, key_types, key_stage, refusal, stats)
