@@ -32,6 +32,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 pytest: install
+	bash scripts/java.sh
 	OMNICRM_TEST_PG_URL="$$(bash scripts/postgres.sh start)" $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -40,7 +41,7 @@ bench: install
 	$(PY) benchmarks/ingest.py
 
 lock: install
-	$(UV) pip compile pyproject.toml --extra dev -o requirements.lock --python $(PY) -q
+	$(UV) pip compile pyproject.toml --extra dev --extra spark -o requirements.lock --python $(PY) -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

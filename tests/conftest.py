@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -82,3 +83,26 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     settings_module._cached.cache_clear()
     yield_settings = load_settings()
     return yield_settings
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """PySpark in local mode with Splink's similarity UDF jar, UI off, few shuffle partitions."""
+    pyspark_sql = pytest.importorskip("pyspark.sql")
+    from omnicrm.identity.probabilistic import spark_jar_path
+
+    session = (
+        pyspark_sql.SparkSession.builder.master("local[2]")
+        .appName("omnicrm-identity-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.default.parallelism", "4")
+        .config("spark.driver.memory", "2g")
+        .config("spark.jars", spark_jar_path())
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -41,4 +41,9 @@ class Context:
 
     @cached_property
     def engine(self) -> Engine:
-        return Engine(self.facts, kind=self.settings.engine)
+        if self.settings.engine == "spark":
+            from omnicrm.identity.probabilistic import spark_jar_path
+            from omnicrm.store.engine import spark_session
+
+            return Engine(self.facts, kind="spark", spark=spark_session(jars=[spark_jar_path()]))
+        return Engine(self.facts)

@@ -35,7 +35,7 @@ def demo(
     port: Annotated[int | None, typer.Option(help="Port (default: settings.port).")] = None,
 ) -> None:
     """Simulate the demo merchant, import it, load it, and serve it at http://127.0.0.1:8000."""
-    from omnicrm.demo import DEMO_SOURCES, demo_write_key, load_demo
+    from omnicrm.demo import DEMO_SOURCES, demo_write_key, load_demo, refresh_demo
 
     ctx = Context.load()
     started = time.perf_counter()
@@ -53,6 +53,8 @@ def demo(
             "already imported" if summary.status == "already_imported" else "",
         )
     console.print(table)
+    with console.status("refreshing derived data…") as status:
+        console.print(refresh_demo(ctx.state, ctx.facts, ctx.derived, say=status.update))
     console.print(f"ready in {time.perf_counter() - started:.0f}s; data in {ctx.settings.data_dir.resolve()}")
     if not serve:
         return

@@ -71,6 +71,11 @@ def type_of(name: str) -> IdentifierType:
         raise ValueError(f"unknown identifier type {name!r}; known types: {known}") from None
 
 
+def _trim(raw: ir.StringValue) -> ir.StringValue:
+    """Leading and trailing white space removed, alike on every engine (Ibis's strip() is not on Spark)."""
+    return raw.re_replace(r"^\s+|\s+$", "")
+
+
 def _phone(raw: ir.StringValue) -> tuple[ir.StringValue, ir.StringValue]:
     digits = raw.re_replace(r"[^0-9+]", "")
     national = (
@@ -90,7 +95,7 @@ def _phone(raw: ir.StringValue) -> tuple[ir.StringValue, ir.StringValue]:
         else_=ibis.null("string"),
     )
     reason = ibis.cases(
-        (raw.strip() == "", "empty"),
+        (_trim(raw) == "", "empty"),
         (mainland & placeholder, "placeholder phone"),
         (value.isnull(), "not a valid phone number"),
         else_=ibis.null("string"),
@@ -99,7 +104,7 @@ def _phone(raw: ir.StringValue) -> tuple[ir.StringValue, ir.StringValue]:
 
 
 def _email(raw: ir.StringValue) -> tuple[ir.StringValue, ir.StringValue]:
-    text = raw.strip().lower()
+    text = _trim(raw).lower()
     valid = text.re_search(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
     placeholder = text.isin(PLACEHOLDER_EMAILS) | text.re_search(r"@(example\.(com|org|net)|test\.com)$")
     value = ibis.cases((valid & ~placeholder, text), else_=ibis.null("string"))
@@ -113,7 +118,7 @@ def _email(raw: ir.StringValue) -> tuple[ir.StringValue, ir.StringValue]:
 
 
 def _text(raw: ir.StringValue, *, pattern: str | None, upper: bool = False) -> tuple[ir.StringValue, ir.StringValue]:
-    text = raw.strip()
+    text = _trim(raw)
     text = text.upper() if upper else text
     placeholder = (
         text.lower().isin(PLACEHOLDER_TEXT) | text.re_search(r"^0+$") | text.re_search(r"^0{8}-0{4}-0{4}-0{4}-0{12}$")

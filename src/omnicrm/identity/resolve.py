@@ -326,6 +326,7 @@ def resolve_encoded(enc: Encoded) -> tuple[IntArray, IntArray, list[str | None],
         bad = _member(new, graph.violating(comp, new))
         keep = ~bad[ea]
         stats["probabilistic: refused"] = int((~keep).sum())
+        stats["probabilistic: merged"] = int(keep.sum())
         comp = graph.merge(comp, np.zeros(0, dtype=np.int64), (ea[keep], eb[keep]))
     stats["customers"] = len(_unique(comp)[0])
     return comp, key_stage, refusal, stats

@@ -7,7 +7,7 @@ settings ask for it, with an ImportError that says what to install.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from omnicrm.store.facts import SCHEMAS, FactsStore
 __all__ = ["Engine", "spark_session"]
 
 
-def spark_session(app_name: str = "omnicrm", *, master: str = "local[2]") -> Any:
+def spark_session(app_name: str = "omnicrm", *, master: str = "local[2]", jars: Sequence[str] = ()) -> Any:
     """A local Spark session tuned for one machine (UI off, few shuffle partitions, UTC)."""
     try:
         from pyspark.sql import SparkSession
@@ -34,8 +34,16 @@ def spark_session(app_name: str = "omnicrm", *, master: str = "local[2]") -> Any
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.memory", "2g")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.jars", ",".join(jars))
         .getOrCreate()
     )
+
+
+def _spark_schema(kind: str) -> Any:
+    """The Spark schema of a fact kind, from its Arrow schema (so every file reads alike)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(SCHEMAS[kind])
 
 
 class Engine:
@@ -48,7 +56,8 @@ class Engine:
             self.con = ibis.duckdb.connect()
             self.con.raw_sql("SET enable_progress_bar = false")
         elif kind == "spark":
-            self.con = ibis.pyspark.connect(spark or spark_session())
+            self.spark = spark or spark_session()
+            self.con = ibis.pyspark.connect(self.spark)
         else:
             raise ValueError(f"unknown engine {kind!r}; use 'duckdb' or 'spark'")
         self._tables = 0
@@ -62,7 +71,10 @@ class Engine:
         name = f"facts_{kind}_{self._tables}"
         if self.kind == "duckdb":
             return self.con.read_parquet(paths, table_name=name)
-        return self.con.read_parquet(paths, table_name=name, mergeSchema=False)
+        # Spark reads a list of files natively; Ibis would take the list for one glob pattern
+        frame = self.spark.read.schema(_spark_schema(kind)).parquet(*paths)
+        frame.createOrReplaceTempView(name)
+        return self.con.table(name)
 
     def table_from_arrow(self, table: pa.Table, name: str) -> ir.Table:
         self._tables += 1

@@ -1,0 +1,1 @@
+"""OneID: one customer across every channel, explainable and reversible."""
