@@ -77,10 +77,15 @@ def _unique(x: IntArray, *, counts: bool = False) -> tuple[IntArray, IntArray]:
     return values, np.diff(np.r_[starts, len(s)])
 
 
-def _factorize(x: IntArray) -> tuple[IntArray, IntArray]:
-    """(distinct values, index of each element's value among them)."""
-    values = _unique(x)[0]
-    return values, np.searchsorted(values, x)
+def _factorize(x: IntArray, size: int) -> tuple[IntArray, IntArray]:
+    """(distinct values, index of each element's value among them) for ints in [0, size), through a
+    lookup table rather than a sort."""
+    present = np.zeros(size, dtype=bool)
+    present[x] = True
+    values = np.flatnonzero(present)
+    index = np.empty(size, dtype=np.int64)
+    index[values] = np.arange(len(values))
+    return values, index[x]
 
 
 def _unique_pairs(a: IntArray, b: IntArray) -> tuple[IntArray, IntArray]:
@@ -111,6 +116,7 @@ class _Graph:
         self.names = enc.names
         self.name_occ = _member(enc.k, np.fromiter(enc.names, dtype=np.int64, count=len(enc.names)))
         self.cannot = enc.cannot
+        self.n_keys = len(enc.key_priority)
 
     def merge(self, comp: IntArray, active: IntArray, extra: tuple[IntArray, IntArray] | None = None) -> IntArray:
         """New component per record after joining ``comp`` through the occurrences ``active``.
@@ -123,16 +129,16 @@ class _Graph:
         ea, eb = (comp[extra[0]], comp[extra[1]]) if extra is not None else (a[:0], a[:0])
         if len(a) + len(ea) == 0:
             return comp
-        comps, comp_idx = _factorize(np.concatenate([a, ea, eb]))
-        keys, key_idx = _factorize(b)
+        comps, comp_idx = _factorize(np.concatenate([a, ea, eb]), self.n)
+        keys, key_idx = _factorize(b, self.n_keys)
         m = len(comps)
         src = np.concatenate([comp_idx[: len(a)], comp_idx[len(a) : len(a) + len(ea)]])
         dst = np.concatenate([m + key_idx, comp_idx[len(a) + len(ea) :]])
         nodes = m + len(keys)
         graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(nodes, nodes)).tocsr()
         _, labels = connected_components(graph, directed=False)
-        first = np.full(int(labels.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(first, labels[:m], comps)
+        first = np.empty(int(labels.max()) + 1, dtype=np.int64)
+        first[labels[:m][::-1]] = comps[::-1]  # comps ascend: written last, the smallest label wins
         mapping = np.arange(self.n, dtype=np.int64)
         mapping[comps] = first[labels[:m]]
         return mapping[comp]
@@ -150,16 +156,21 @@ class _Graph:
         if len(merged) == 0:
             return merged
         occ = np.flatnonzero(_member(new[self.r], merged))
-        oc, ot, on = self._counts(old, occ)
-        # the worst constituent of each new component, per type: a merge may not make it worse
-        before_key = new[oc] * self.n_types + ot
-        order = np.argsort(before_key, kind="stable")
-        before_key, on = before_key[order], on[order]
-        starts = np.flatnonzero(np.r_[True, before_key[1:] != before_key[:-1]])
-        worst_key, worst = before_key[starts], np.maximum.reduceat(on, starts)
         nc, nt, nn = self._counts(new, occ)
-        prior = worst[np.searchsorted(worst_key, nc * self.n_types + nt)]
-        bad = set(nc[nn > np.maximum(self.limits[nt], prior)].tolist())
+        over = nn > self.limits[nt]
+        bad: set[int] = set()
+        if over.any():
+            # a merge may not make things worse than its worst constituent already was, per type
+            suspects = np.unique(nc[over])
+            sub = occ[_member(new[self.r[occ]], suspects)]
+            oc, ot, on = self._counts(old, sub)
+            before_key = new[oc] * self.n_types + ot
+            order = np.argsort(before_key, kind="stable")
+            before_key, on = before_key[order], on[order]
+            starts = np.flatnonzero(np.r_[True, before_key[1:] != before_key[:-1]])
+            worst_key, worst = before_key[starts], np.maximum.reduceat(on, starts)
+            at = np.searchsorted(worst_key, nc[over] * self.n_types + nt[over])
+            bad.update(nc[over][nn[over] > worst[np.minimum(at, len(worst) - 1)]].tolist())
         ca, cb = self.cannot
         if len(ca):
             sub_r, sub_k = self.r[occ], self.k[occ]
