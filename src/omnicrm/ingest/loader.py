@@ -9,10 +9,6 @@ Only one loader runs at a time per data folder (a file lock).
 
 from __future__ import annotations
 
-import fcntl
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
@@ -61,18 +57,6 @@ class LoadResult:
     batches: int = 0
     events: int = 0
     recovered: int = 0
-
-
-@contextmanager
-def _exclusive(facts: FactsStore) -> Iterator[None]:
-    facts.root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(facts.root / ".loader.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def _claim(state: StateStore, limit: int) -> Batch | None:
@@ -130,7 +114,7 @@ def load(
 ) -> LoadResult:
     """Move everything buffered now into facts; safe to run after any crash, and concurrently."""
     result = LoadResult()
-    with _exclusive(facts):
+    with facts.exclusive("loader"):
 
         def redo(batch: Batch) -> None:
             _write_and_commit(state, facts, batch)

@@ -13,8 +13,11 @@ rewrites; a crash after it leaves staging files that ``publish`` finishes moving
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -159,6 +162,18 @@ class FactsStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.staging_root = self.root / "_staging"
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the named lock of this facts folder (one loader, one import at a time)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / f".{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def glob(self, kind: str) -> str:
         """The glob that reads every published file of a kind (hive-partitioned by date)."""
