@@ -64,7 +64,7 @@ def demo(
     console.print("send events with any Segment/RudderStack SDK, for example:")
     console.print(
         f"  curl -u {demo_write_key('web')}: -H 'Content-Type: application/json' "
-        f"""-d '{{"userId":"M00000001","event":"Products Searched","properties":{{"query":"碎花连衣裙"}}}}' """
+        f"""-d '{{"userId":"M10000001","event":"Products Searched","properties":{{"query":"碎花连衣裙"}}}}' """
         f"{base}/v1/track",
         soft_wrap=True,
     )
