@@ -1,0 +1,1 @@
+"""Consumer portrait: tags per customer computed from facts (RFM, lifecycle, CLV, ...)."""
