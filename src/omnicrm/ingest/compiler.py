@@ -43,6 +43,14 @@ def sql_type(kind: str) -> str:
     return _SQL_TYPES[kind]
 
 
+def _transformed(expr: Expr) -> bool:
+    """Whether any transform applies to the expression's value."""
+    return (
+        bool(expr.trim or expr.null_if or expr.case or expr.regexp is not None or expr.map is not None)
+        or expr.default is not None
+    )
+
+
 @dataclass
 class Compiled:
     """The parse query and its parameters; ``columns`` are the fact columns it yields."""
@@ -61,6 +69,7 @@ class _Builder:
     p: Params
     pre: list[str] = field(default_factory=list)
     val: list[str] = field(default_factory=list)
+    windows: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     conditions: list[str] = field(default_factory=list)
     n: int = 0
@@ -96,8 +105,12 @@ class _Builder:
         elif expr.op == "row":
             sql = "CAST(_rowno AS VARCHAR)"
         elif expr.op == "line_no":
+            # numbered in a narrow query of its own (joined back on _row): a window that carries every
+            # column of the row costs as much as the rest of the parse
             keys = ", ".join(self.text(e, label, checks) for e in expr.arg)
-            sql = f"CAST(row_number() OVER (PARTITION BY {keys} ORDER BY _row) AS VARCHAR)"
+            win = self._name("w")
+            self.windows.append(f"row_number() OVER (PARTITION BY {keys} ORDER BY _row) AS {win}")
+            sql = f"CAST({win} AS VARCHAR)"
         elif expr.op == "coalesce":
             sql = f"coalesce({', '.join(self.text(e, label, checks) for e in expr.arg)})"
         elif expr.op == "concat":
@@ -146,10 +159,15 @@ class _Builder:
         if expr.op == "now" and kind in ("timestamp", "date"):
             return f"CAST({p.add(self.ingested_at, 'TIMESTAMPTZ')} AS {sql_type(kind)})", None
         if kind == "int":
+            if expr.op in ("line_no", "row") and not _transformed(expr):  # plain digits: no need to check them
+                return f"TRY_CAST({s} AS INTEGER)", "is not a whole number"
             ok = f"regexp_full_match({s}, '[+-]?[0-9]+(\\.0*)?')"
             return f"CASE WHEN {ok} THEN TRY_CAST(split_part({s}, '.', 1) AS INTEGER) END", "is not a whole number"
         if kind == "decimal":
-            return f"TRY_CAST(regexp_replace({s}, '[,¥￥$\\s]', '', 'g') AS DECIMAL(18,2))", "is not a number"
+            # plain numbers cast as they are; only the others pay for removing separators and currency signs
+            # (a cast that succeeds has none of them inside, so both give the same value)
+            cleaned = f"TRY_CAST(regexp_replace({s}, '[,¥￥$\\s]', '', 'g') AS DECIMAL(18,2))"
+            return f"coalesce(TRY_CAST({s} AS DECIMAL(18,2)), {cleaned})", "is not a number"
         if kind == "bool":
             return f"TRY_CAST({s} AS BOOLEAN)", "is not true or false"
         if kind == "json":
@@ -257,9 +275,12 @@ def compile_mapping(
     problems = f"CAST({problems} END AS {_PROBLEM}[])"
     pre = "".join(f", {c}" for c in b.pre)
     val = "".join(f", {c}" for c in b.val)
+    rows = "src"
+    if b.windows:
+        rows = f"src JOIN (SELECT _row, {', '.join(b.windows)} FROM src) win USING (_row)"
     sql = (
-        f"WITH src AS ({src_sql}),\n"
-        f"pre AS (SELECT _row, _line, _rowerr{pre} FROM src),\n"
+        f"WITH src AS NOT MATERIALIZED ({src_sql}),\n"
+        f"pre AS (SELECT _row, _line, _rowerr{pre} FROM {rows}),\n"
         f"val AS (SELECT *{val} FROM pre)\n"
         f"SELECT _row, _line, {', '.join(outputs)}, {problems} AS _problems FROM val"
     )

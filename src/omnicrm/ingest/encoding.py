@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ __all__ = [
     "guess_encoding",
     "normalise_encoding",
     "not_utf8_error",
+    "read_sample",
     "scan_file",
     "transcode_to_utf8",
 ]
@@ -42,14 +44,18 @@ class FileScan:
     sample: bytes
 
 
-def scan_file(path: Path, advance: Advance | None = None) -> FileScan:
-    """Hash the file, count its lines (a last line without newline counts) and keep a sample."""
+def scan_file(path: Path, advance: Advance | None = None, stop: threading.Event | None = None) -> FileScan:
+    """Hash the file, count its lines (a last line without newline counts) and keep a sample.
+
+    ``stop`` (set from another thread) abandons the scan with ``InterruptedError``."""
     digest = hashlib.sha256()
     size = newlines = 0
     sample = b""
     last = b""
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
+            if stop is not None and stop.is_set():
+                raise InterruptedError(f"scan of {path} stopped")
             digest.update(chunk)
             newlines += chunk.count(b"\n")
             if len(sample) < SAMPLE:
@@ -60,6 +66,12 @@ def scan_file(path: Path, advance: Advance | None = None) -> FileScan:
                 advance(len(chunk))
     lines = newlines + (1 if size and last != b"\n" else 0)
     return FileScan(sha256=digest.hexdigest(), size=size, lines=lines, sample=sample)
+
+
+def read_sample(path: Path) -> bytes:
+    """The file's first bytes: the ``sample`` a scan keeps."""
+    with open(path, "rb") as fh:
+        return fh.read(SAMPLE)
 
 
 def _decodes(sample: bytes, encoding: str) -> str | None:

@@ -1,11 +1,12 @@
 """Bulk import: one export file → facts of one kind, exactly once, with bad rows in the quarantine.
 
-Set-based from end to end: DuckDB reads the file, one SELECT compiled from the mapping parses every
-value and lists each row's problems, good rows go straight to Parquet (``COPY ... PARTITION_BY``)
-in the batch's staging folder, and bad rows are inserted into ``quarantine`` in bulk. The state
-transaction that commits the fact batch also marks the import committed and stores its quarantine
-rows; only then are the files published (``store.batches`` protocol). A crash before that commit
-leaves staging that the next import cleans up; re-importing the same content is a no-op.
+Set-based from end to end: DuckDB reads the file (while a thread hashes it), one SELECT compiled
+from the mapping parses every value and lists each row's problems, good rows go straight to Parquet
+(one ``COPY`` per day, see ``staging``) in the batch's staging folder, and bad rows are inserted into
+``quarantine`` in bulk. The state transaction that commits the fact batch also marks the import
+committed and stores its quarantine rows; only then are the files published (``store.batches``
+protocol). A crash before that commit leaves staging that the next import cleans up; re-importing
+the same content is a no-op: it stops as soon as the hash is known.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import difflib
 import re
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,11 +25,21 @@ from typing import Any
 
 import duckdb
 from rich.console import Console
+from sqlalchemy import Row
 
 from omnicrm.errors import ConfigError, ImportFileError, InputError
 from omnicrm.ingest import staging
 from omnicrm.ingest.compiler import compile_mapping
-from omnicrm.ingest.encoding import check_utf8, normalise_encoding, not_utf8_error, scan_file, transcode_to_utf8
+from omnicrm.ingest.encoding import (
+    Advance,
+    FileScan,
+    check_utf8,
+    normalise_encoding,
+    not_utf8_error,
+    read_sample,
+    scan_file,
+    transcode_to_utf8,
+)
 from omnicrm.ingest.mapping import FACT_KIND, Mapping, default_mapping_name, load_mapping, shipped_mappings
 from omnicrm.ingest.progress import Reporter
 from omnicrm.ingest.readers import Params, make_reader
@@ -38,6 +50,7 @@ from omnicrm.store.state import StateStore, utcnow
 __all__ = ["ORIGIN", "ImportSummary", "ProblemGroup", "import_file", "resolve_mapping"]
 
 _SOURCE_NAME = re.compile(r"[\w.:@-]{1,64}")
+_SESSION = "SET TimeZone = 'UTC'; SET enable_progress_bar = true; SET enable_progress_bar_print = false"
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,75 @@ def _check_columns(name: str, mapping: Mapping, found: list[str]) -> None:
     )
 
 
+class _AlreadyImported(Exception):
+    """The file's content turned out to be imported already (raised once the hash is known)."""
+
+
+class _Hashing:
+    """The file's hash (and line count), computed in a thread while DuckDB reads the file: ``hashlib`` and file
+    reads release the GIL, so the two overlap. When the content was imported before, the thread interrupts the
+    DuckDB connection it was given, so a re-import stops about as soon as the hash is known."""
+
+    def __init__(self, state: StateStore, summary: ImportSummary, path: Path, advance: Advance | None) -> None:
+        self._state, self._summary, self._path, self._advance = state, summary, path, advance
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._scan: FileScan | None = None
+        self._earlier: Row[Any] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="omnicrm-import-hashing", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            scan = scan_file(self._path, self._advance, self._stop)
+            s = self._summary
+            earlier = staging.find_committed(self._state, source=s.source, kind=s.kind, sha256=scan.sha256)
+        except BaseException as exc:
+            self._error = exc
+            return
+        with self._lock:
+            self._scan, self._earlier = scan, earlier
+            if earlier is not None and self._con is not None:
+                self._con.interrupt()
+
+    def interrupts(self, con: duckdb.DuckDBPyConnection | None) -> None:
+        """Interrupt ``con`` (None: nothing) once the content turns out to be imported already."""
+        with self._lock:
+            self._con = con
+            if con is not None and self._earlier is not None:
+                raise _AlreadyImported(self._path.name)
+
+    def result(self) -> FileScan:
+        """The finished scan (waits for it); the summary gets the hash."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._scan is not None
+        self._summary.sha256 = self._scan.sha256
+        return self._scan
+
+    def earlier(self) -> Row[Any] | None:
+        """The committed import of the same content, if any (waits for the hash; None if it failed)."""
+        self._thread.join()
+        return self._earlier
+
+    def fill(self) -> None:
+        """Make the summary say what the earlier import of the same content did."""
+        earlier, summary = self.earlier(), self._summary
+        assert earlier is not None and self._scan is not None
+        summary.status, summary.sha256, summary.import_id = "already_imported", self._scan.sha256, earlier.id
+        summary.imported_at = earlier.created_at
+        summary.rows_total, summary.rows_accepted = earlier.rows_total, earlier.rows_accepted
+        summary.rows_quarantined = earlier.rows_quarantined
+        summary.problems, summary.files, summary.ingest_id, summary.exact_lines = [], [], None, True
+
+    def stop(self) -> None:
+        """Stop hashing (after a failure or Ctrl-C; a finished scan is kept)."""
+        self._stop.set()
+
+
 @contextmanager
 def _reading(name: str, fmt: str, sample: bytes) -> Iterator[None]:
     """DuckDB's read errors as whole-file errors that name the file."""
@@ -160,33 +242,38 @@ def import_file(
         raise InputError(f"--encoding applies to text files; {name} is read as {m.format.type}")
     with Reporter(progress, console) as rep, staging.exclusive(facts):
         staging.recover(state, facts)
-        scan = scan_file(file, rep.bytes("hashing", file.stat().st_size))
-        summary = ImportSummary("imported", source, kind, name, m.name, scan.sha256)
-        if not scan.sample.replace(b"\xef\xbb\xbf", b"").strip():
+        summary = ImportSummary("imported", source, kind, name, m.name, "")
+        sample = read_sample(file)
+        if not sample.replace(b"\xef\xbb\xbf", b"").strip():
             raise ImportFileError(f"{name} is empty; nothing to import")
-        earlier = staging.find_committed(state, source=source, kind=kind, sha256=scan.sha256)
-        if earlier is not None:
-            summary.status, summary.import_id, summary.imported_at = "already_imported", earlier.id, earlier.created_at
-            summary.rows_total, summary.rows_accepted = earlier.rows_total, earlier.rows_accepted
-            summary.rows_quarantined = earlier.rows_quarantined
-            summary.seconds = time.perf_counter() - started
-            return summary
-        with tempfile.TemporaryDirectory(prefix="omnicrm-import-") as tmp:
-            read_path, lines = file, scan.lines
+        hashing = _Hashing(state, summary, file, rep.bytes("hashing", file.stat().st_size))
+        try:
             codec = normalise_encoding(encoding or m.format.encoding) if m.format.is_text else None
-            if codec is not None:
-                read_path = Path(tmp) / "utf8.txt"
-                lines = transcode_to_utf8(file, codec, read_path, name, rep.bytes("transcoding", scan.size))
-            elif m.format.is_text:
-                check_utf8(name, scan.sample)
-            con = duckdb.connect(config={"preserve_insertion_order": True, "temp_directory": tmp})
-            try:
-                con.execute(
-                    "SET TimeZone = 'UTC'; SET enable_progress_bar = true; SET enable_progress_bar_print = false"
-                )
-                _import(con, rep, state, facts, summary, m, values, read_path, lines, scan.sample)
-            finally:
-                con.close()
+            if codec is not None and hashing.earlier() is not None:  # transcoding reads the whole file too
+                raise _AlreadyImported(name)
+            with tempfile.TemporaryDirectory(prefix="omnicrm-import-") as tmp:
+                read_path, lines = file, None
+                if codec is not None:
+                    read_path = Path(tmp) / "utf8.txt"
+                    size = file.stat().st_size
+                    lines = transcode_to_utf8(file, codec, read_path, name, rep.bytes("transcoding", size))
+                elif m.format.is_text:
+                    check_utf8(name, sample)
+                con = duckdb.connect(config={"preserve_insertion_order": True, "temp_directory": tmp})
+                try:
+                    hashing.interrupts(con)
+                    con.execute(_SESSION)
+                    _import(con, rep, state, facts, summary, m, values, read_path, hashing, lines, sample)
+                finally:
+                    hashing.interrupts(None)
+                    con.close()
+        except Exception:
+            # Failed or interrupted before the hash was known: an import of the same content is not redone.
+            if hashing.earlier() is None:
+                raise
+            hashing.fill()
+        finally:
+            hashing.stop()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -200,15 +287,22 @@ def _import(
     m: Mapping,
     values: dict[str, str],
     path: Path,
-    lines: int,
+    hashing: _Hashing,
+    lines: int | None,
     sample: bytes,
 ) -> None:
-    """Read, validate, stage, commit and publish (the caller holds the import lock)."""
+    """Read, validate, stage, commit and publish (the caller holds the import lock).
+
+    The file is read while it is being hashed; ``lines`` is the line count of a transcoded file."""
     name = summary.file
     reader = make_reader(con, path, m.format)
 
     def run(sql: str, params: list[Any], label: str) -> None:
         rep.run(con, sql, params, label)
+
+    def run_all(statements: Sequence[tuple[str, list[Any]]], label: str) -> None:
+        threads = con.execute("SELECT current_setting('threads')").fetchone()
+        rep.run_all(con, statements, label, int(threads[0]) if threads else 1, _SESSION)
 
     with _reading(name, m.format.type, sample):
         found = reader.header()
@@ -218,19 +312,23 @@ def _import(
         bad_bytes = [r for r in reader.rejects if r.invalid_unicode]
         if bad_bytes and (len(bad_bytes) > 1000 or len(bad_bytes) * 100 > reader.rows + len(reader.rejects)):
             raise not_utf8_error(name, sample, f"invalid UTF-8 on line {bad_bytes[0].line}")
-        reader.number_lines(lines, run)
+        scan = hashing.result()
+        if hashing.earlier() is not None:
+            raise _AlreadyImported(name)
+        reader.number_lines(scan.lines if lines is None else lines, run)
     at = utcnow()
     p = Params()
     src_sql, refs = reader.src(p, m.refs())
     compiled = compile_mapping(m, src_sql=src_sql, refs=refs, params=p, values=values, ingested_at=at)
     try:
-        run(f"CREATE OR REPLACE TEMP TABLE parsed AS {compiled.sql}", compiled.params, "validating")
+        # not TEMP: the facts are written by several cursors at once (see staging.write)
+        run(f"CREATE OR REPLACE TABLE parsed AS {compiled.sql}", compiled.params, "validating")
     except duckdb.Error as exc:
         raise ConfigError(f"mapping {m.origin} could not be applied to {name}: {str(exc).splitlines()[0]}") from None
     rows, good = con.execute("SELECT count(*), count(*) FILTER (_problems IS NULL) FROM parsed").fetchone() or (0, 0)
     groups = con.execute(
         "SELECT x.field, x.code, count(*) AS n, min(x.reason) FROM (SELECT unnest(_problems) AS x FROM parsed) "
-        "GROUP BY ALL ORDER BY n DESC, 1"
+        "GROUP BY ALL ORDER BY n DESC, 1, 2"
     ).fetchall()
     summary.problems = [ProblemGroup(f, c, int(n), str(r)) for f, c, n, r in groups]
     if reader.rejects:
@@ -249,4 +347,4 @@ def _import(
     staging.start(state, job)
     assert job.batch is not None
     summary.import_id, summary.ingest_id = job.import_id, job.batch.ingest_id
-    summary.files = staging.write(con, run, state, facts, job)
+    summary.files = staging.write(con, run, run_all, state, facts, job)

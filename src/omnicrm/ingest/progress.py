@@ -4,7 +4,8 @@ own query progress for reading, validating and writing. Silent when turned off (
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -80,6 +81,78 @@ class Reporter:
             con.interrupt()
             worker.join()
             raise
+        if failure:  # the bar stays where the statement stopped; a cancelled one goes
+            if isinstance(failure[0], duckdb.InterruptException):
+                progress.remove_task(task)
+            raise failure[0]
         progress.update(task, completed=100)
+
+    def run_all(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        statements: Sequence[tuple[str, list[Any]]],
+        label: str,
+        workers: int,
+        session: str = "",
+    ) -> None:
+        """Execute independent statements, up to ``workers`` at once (each on its own cursor), under one bar.
+
+        For many small statements that DuckDB would run on one thread each (e.g. one COPY per file). The
+        cursors see the connection's database, not its TEMP tables nor its settings: ``session`` (SQL) sets
+        them up. The first failure stops the rest."""
+        pending = deque(statements)
+        total = len(pending)
+        lock = threading.Lock()
+        done = [0]
+        failure: list[BaseException] = []
+        cursors: list[duckdb.DuckDBPyConnection] = []
+
+        def work(cur: duckdb.DuckDBPyConnection) -> None:
+            while True:
+                with lock:
+                    if failure or not pending:
+                        return
+                    sql, params = pending.popleft()
+                try:
+                    cur.execute(sql, params)
+                except BaseException as exc:
+                    with lock:
+                        failure.append(exc)
+                    return
+                with lock:
+                    done[0] += 1
+
+        progress = self.progress
+        task = progress.add_task(label, total=max(total, 1)) if progress is not None else None
+        try:
+            for _ in range(max(1, min(workers, total))):
+                cursors.append(con.cursor())
+                if session:
+                    cursors[-1].execute(session)
+            threads = [
+                threading.Thread(target=work, args=(cur,), name=f"omnicrm-import-{label}-{i}", daemon=True)
+                for i, cur in enumerate(cursors)
+            ]
+            for t in threads:
+                t.start()
+            try:
+                for t in threads:
+                    while t.is_alive():
+                        t.join(0.1)
+                        if progress is not None and task is not None:
+                            progress.update(task, completed=done[0])
+            except BaseException:  # Ctrl-C: stop the statements too, then let the caller clean up
+                with lock:
+                    pending.clear()
+                for cur in cursors:
+                    cur.interrupt()
+                for t in threads:
+                    t.join()
+                raise
+        finally:
+            for cur in cursors:
+                cur.close()
         if failure:
             raise failure[0]
+        if progress is not None and task is not None:
+            progress.update(task, completed=max(total, 1))

@@ -1,20 +1,22 @@
 """The write side of an import: good rows to Parquet facts, bad rows to the quarantine, exactly once.
 
 Follows ``store.batches``: the import and its fact batch are recorded as running/writing, the good
-rows of ``parsed`` are written by one DuckDB ``COPY ... PARTITION_BY (date)`` into the batch's
-staging folder and fsynced, then one state transaction commits the batch, marks the import
-committed and inserts its quarantine rows; only then are the files published. Imports hold a file
-lock per facts folder, so the recovery each one runs first only ever sees imports that died.
+rows of ``parsed`` are written into the batch's staging folder, one file per day (a COPY per day, or
+one ``COPY ... PARTITION_BY (date)``), and fsynced; then one state transaction commits the batch,
+marks the import committed and inserts its quarantine rows; only then are the files published.
+Imports hold a file lock per facts folder, so the recovery each one runs first only ever sees
+imports that died.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -29,10 +31,16 @@ from omnicrm.store.facts import SCHEMAS, TIME_COLUMN, FactsStore
 from omnicrm.store.schema import fact_batches, import_files, quarantine
 from omnicrm.store.state import StateStore, utcnow
 
-__all__ = ["ORIGIN", "Job", "exclusive", "find_committed", "recover", "start", "write"]
+__all__ = ["ORIGIN", "Job", "RunAll", "exclusive", "find_committed", "recover", "start", "write"]
 
 ORIGIN = "import"
 _CHUNK = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_US = 86_400_000_000
+_LAST_DAY = (datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH).days
+_MIN_DAY_ROWS = 10_000  # fewer rows per day on average: one PARTITION_BY beats a COPY per day
+_MAX_READ = 4  # rows read by the per-day COPYs, at most this many times the rows written
+RunAll = Callable[[Sequence[tuple[str, list[Any]]], str], None]
 
 
 @dataclass
@@ -112,11 +120,16 @@ def start(state: StateStore, job: Job) -> None:
         ).scalar_one()  # fmt: skip
 
 
-def write(con: duckdb.DuckDBPyConnection, run: Run, state: StateStore, facts: FactsStore, job: Job) -> list[str]:
-    """Stage, commit and publish a started job; returns the published files. A failure is recorded."""
+def write(
+    con: duckdb.DuckDBPyConnection, run: Run, run_all: RunAll, state: StateStore, facts: FactsStore, job: Job
+) -> list[str]:
+    """Stage, commit and publish a started job; returns the published files. A failure is recorded.
+
+    ``run`` executes one statement, ``run_all`` independent statements in parallel (they see ``parsed``,
+    so it must not be a TEMP table)."""
     assert job.batch is not None, "start() the job first"
     try:
-        _stage_and_commit(con, run, state, facts, job, job.batch)
+        _stage_and_commit(con, run, run_all, state, facts, job, job.batch)
     except BaseException as exc:
         _fail(state, facts, job.batch, job.import_id, exc)
         raise
@@ -137,8 +150,9 @@ def _sql_type(dtype: pa.DataType) -> str:
     return "VARCHAR"
 
 
-def _fact_select(job: Job, ingest_id: str, p: Params) -> str:
-    """The good rows of ``parsed`` in the fact schema's column order, with provenance and date partition."""
+def _fact_select(job: Job, ingest_id: str, p: Params, *, where: str = "true", date: bool = True) -> str:
+    """The good rows of ``parsed`` (and ``where``) in the fact schema's column order, with provenance and (with
+    ``date``) the date partition."""
     kind = job.mapping.fact_kind
     fixed = {
         "source": p.add(job.source),
@@ -158,8 +172,57 @@ def _fact_select(job: Job, ingest_id: str, p: Params) -> str:
         else:
             sql = f"CAST(NULL AS {_sql_type(f.type)})"
         cols.append(f"{sql} AS {f.name}")
-    day = f"strftime({TIME_COLUMN[kind]} AT TIME ZONE 'UTC', '%Y-%m-%d') AS date"
-    return f"SELECT {', '.join(cols)}, {day} FROM parsed WHERE _problems IS NULL"
+    if date:  # the UTC day of the time column
+        cols.append(f"strftime({TIME_COLUMN[kind]} AT TIME ZONE 'UTC', '%Y-%m-%d') AS date")
+    return f"SELECT {', '.join(cols)} FROM parsed WHERE _problems IS NULL AND {where}"
+
+
+def _copy_facts(
+    con: duckdb.DuckDBPyConnection, run: Run, run_all: RunAll, job: Job, ingest_id: str, target: Path
+) -> None:
+    """Write the good rows as ``target/date=YYYY-MM-DD/<ingest_id>-0.parquet`` (the UTC day of the time column).
+
+    When most of each day's rows sit together in the file (exports are usually in time order), one COPY per
+    day reads just that day's stretch of ``parsed``, and the days are written in parallel: much cheaper than
+    DuckDB's ``PARTITION_BY``, which first copies every row into per-day buffers. Otherwise (days interleaved
+    throughout, many small days, times before 1970), one ``COPY ... PARTITION_BY`` writes the same files.
+    """
+    time = TIME_COLUMN[job.mapping.fact_kind]
+    spans = con.execute(  # the biggest days first: the parallel COPYs end together
+        f"SELECT epoch_us({time}) // {_DAY_US} AS d, min(_row), max(_row), min(epoch_us({time})) FROM parsed "
+        "WHERE _problems IS NULL GROUP BY d ORDER BY count(*) DESC, d"
+    ).fetchall()
+    read = sum(hi - lo + 1 for _, lo, hi, _ in spans)
+    if (
+        all(d is not None and first >= 0 and d <= _LAST_DAY for d, _, _, first in spans)
+        and len(spans) * _MIN_DAY_ROWS <= job.rows_accepted
+        and read <= _MAX_READ * job.rows_accepted
+    ):
+        statements = []
+        for d, lo, hi, _ in spans:
+            start = _EPOCH + timedelta(days=d)
+            folder = target / f"date={start:%Y-%m-%d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            p = Params()
+            end = start + timedelta(days=1)
+            where = (
+                f"_row BETWEEN {p.add(lo, 'BIGINT')} AND {p.add(hi, 'BIGINT')}"
+                f" AND {time} >= {p.add(start, 'TIMESTAMPTZ')} AND {time} < {p.add(end, 'TIMESTAMPTZ')}"
+            )
+            query = _fact_select(job, ingest_id, p, where=where, date=False)
+            out = p.add(str(folder / f"{ingest_id}-0.parquet"), None)
+            statements.append((f"COPY ({query}) TO {out} (FORMAT parquet, COMPRESSION zstd)", p.values))
+        run_all(statements, "writing facts")
+        return
+    p = Params()
+    query = _fact_select(job, ingest_id, p)
+    out = p.add(str(target), None)
+    run(
+        f"COPY ({query}) TO {out} (FORMAT parquet, PARTITION_BY (date), COMPRESSION zstd, "
+        f"FILENAME_PATTERN '{ingest_id}-{{i}}', OVERWRITE_OR_IGNORE true)",
+        p.values,
+        "writing facts",
+    )
 
 
 def _quarantine_rows(con: duckdb.DuckDBPyConnection, job: Job) -> Iterator[list[tuple[Any, ...]]]:
@@ -176,22 +239,20 @@ def _quarantine_rows(con: duckdb.DuckDBPyConnection, job: Job) -> Iterator[list[
 
 
 def _stage_and_commit(
-    con: duckdb.DuckDBPyConnection, run: Run, state: StateStore, facts: FactsStore, job: Job, batch: Batch
+    con: duckdb.DuckDBPyConnection,
+    run: Run,
+    run_all: RunAll,
+    state: StateStore,
+    facts: FactsStore,
+    job: Job,
+    batch: Batch,
 ) -> None:
     """Write the good rows to staging, then commit batch, import and quarantine in one transaction."""
     facts.clear_staging(batch.ingest_id)
     if job.rows_accepted:
         target = facts.staging(batch.ingest_id) / job.mapping.fact_kind
         target.mkdir(parents=True, exist_ok=True)
-        p = Params()
-        query = _fact_select(job, batch.ingest_id, p)
-        out = p.add(str(target), None)
-        run(
-            f"COPY ({query}) TO {out} (FORMAT parquet, PARTITION_BY (date), COMPRESSION zstd, "
-            f"FILENAME_PATTERN '{batch.ingest_id}-{{i}}', OVERWRITE_OR_IGNORE true)",
-            p.values,
-            "writing facts",
-        )
+        _copy_facts(con, run, run_all, job, batch.ingest_id, target)
         facts.sync_staging(batch.ingest_id)
     files = facts.staged_files(batch.ingest_id)
     with state.begin() as conn:
