@@ -53,6 +53,9 @@ def demo(
             "already imported" if summary.status == "already_imported" else "",
         )
     console.print(table)
+    skipped = sum(summary.status == "already_imported" for _, summary in result.imports)
+    if skipped:
+        console.print(f"{skipped} of {len(result.imports)} exports were already imported")
     with console.status("refreshing derived data…") as status:
         console.print(refresh_demo(ctx.state, ctx.facts, ctx.derived, say=status.update))
     console.print(f"ready in {time.perf_counter() - started:.0f}s; data in {ctx.settings.data_dir.resolve()}")

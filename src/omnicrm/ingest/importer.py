@@ -240,7 +240,7 @@ def import_file(
         raise ImportFileError(f"{file} does not exist or is not a file")
     if encoding and not m.format.is_text:
         raise InputError(f"--encoding applies to text files; {name} is read as {m.format.type}")
-    with Reporter(progress, console) as rep, staging.exclusive(facts):
+    with Reporter(progress, console) as rep, facts.exclusive("import"):  # one import at a time per folder
         staging.recover(state, facts)
         summary = ImportSummary("imported", source, kind, name, m.name, "")
         sample = read_sample(file)

@@ -10,10 +10,8 @@ imports that died.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +29,7 @@ from omnicrm.store.facts import SCHEMAS, TIME_COLUMN, FactsStore
 from omnicrm.store.schema import fact_batches, import_files, quarantine
 from omnicrm.store.state import StateStore, utcnow
 
-__all__ = ["ORIGIN", "Job", "RunAll", "exclusive", "find_committed", "recover", "start", "write"]
+__all__ = ["ORIGIN", "Job", "RunAll", "find_committed", "recover", "start", "write"]
 
 ORIGIN = "import"
 _CHUNK = 10_000
@@ -64,19 +62,6 @@ class Job:
     @property
     def rows_quarantined(self) -> int:
         return self.rows_total - self.rows_accepted
-
-
-@contextmanager
-def exclusive(facts: FactsStore) -> Iterator[None]:
-    """One import at a time per facts folder, so recovery never touches a live import."""
-    facts.root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(facts.root / ".import.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def recover(state: StateStore, facts: FactsStore) -> None:
