@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from importlib.resources import files
 
 import numpy as np
@@ -13,21 +12,11 @@ import pytest
 from omnicrm.errors import InputError
 from omnicrm.portrait.clv.bgnbd import BetaGeoModel, FitError, bgnbd_log_likelihood
 from omnicrm.portrait.clv.summary import rfm_summary_frame
+from tests.portrait.numeric import central_differences
 
 DATASETS = files("lifetimes") / "datasets"
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # FHL (2005), section 5
 PUBLISHED_LL = -9582.4
-
-
-def central_differences(f: Callable[[np.ndarray], float], p: np.ndarray, rel: float = 1e-6) -> np.ndarray:
-    out = np.empty_like(p)
-    for i in range(len(p)):
-        h = rel * p[i]
-        up, down = p.copy(), p.copy()
-        up[i] += h
-        down[i] -= h
-        out[i] = (f(up) - f(down)) / (2 * h)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from importlib.resources import files
 
 import numpy as np
@@ -13,19 +12,9 @@ import pytest
 from omnicrm.errors import InputError
 from omnicrm.portrait.clv.bgnbd import BetaGeoModel, FitError
 from omnicrm.portrait.clv.gamma_gamma import GammaGammaModel, gamma_gamma_log_likelihood
+from tests.portrait.numeric import central_differences
 
 DATASETS = files("lifetimes") / "datasets"
-
-
-def central_differences(f: Callable[[np.ndarray], float], p: np.ndarray, rel: float = 1e-6) -> np.ndarray:
-    out = np.empty_like(p)
-    for i in range(len(p)):
-        h = rel * p[i]
-        up, down = p.copy(), p.copy()
-        up[i] += h
-        down[i] -= h
-        out[i] = (f(up) - f(down)) / (2 * h)
-    return out
 
 
 @pytest.fixture(scope="module")
