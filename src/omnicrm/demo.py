@@ -14,6 +14,7 @@ from omnicrm.identity.refresh import refresh_identity
 from omnicrm.ingest.importer import ImportSummary, import_file
 from omnicrm.ingest.loader import LoadResult, load
 from omnicrm.ingest.sources import create_source, list_sources
+from omnicrm.portrait.refresh import refresh_portrait
 from omnicrm.simulate import simulate
 from omnicrm.store.derived import DerivedStore
 from omnicrm.store.engine import Engine
@@ -92,6 +93,11 @@ def load_demo(
 def refresh_demo(
     state: StateStore, facts: FactsStore, derived: DerivedStore, say: Callable[[str], None] = print
 ) -> str:
-    """Run the derived pipeline that exists (OneID) over the demo merchant; a line to show."""
-    refreshed = refresh_identity(state, Engine(facts), derived, say=say)
-    return f"OneID: {refreshed.customers:,} customers from {refreshed.records:,} records in {refreshed.seconds:.0f}s"
+    """Run the derived pipeline (OneID, then the portrait) over the demo merchant; lines to show."""
+    engine = Engine(facts)
+    refreshed = refresh_identity(state, engine, derived, say=say)
+    portrait = refresh_portrait(state, engine, derived, say=say)
+    return (
+        f"OneID: {refreshed.customers:,} customers from {refreshed.records:,} records in {refreshed.seconds:.0f}s\n"
+        f"portrait: {portrait.tags} tags for {portrait.customers:,} customers in {portrait.seconds:.0f}s"
+    )

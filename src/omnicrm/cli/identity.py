@@ -1,4 +1,4 @@
-"""``omnicrm refresh`` and ``omnicrm identity``: recompute OneID; explain, look up, join and split customers."""
+"""``omnicrm identity`` and ``omnicrm apikeys``: explain, look up, join and split customers; API keys."""
 
 from __future__ import annotations
 
@@ -14,26 +14,6 @@ from omnicrm.cli.context import Context, console
 __all__ = ["register"]
 
 identity_app = typer.Typer(help="OneID: explain, look up, join and split customers.", no_args_is_help=True)
-
-
-def refresh(
-    full: Annotated[bool, typer.Option(help="Re-extract every fact instead of only new ones.")] = False,
-) -> None:
-    """Bring derived data (OneID) up to date with the facts."""
-    from omnicrm.identity.refresh import refresh_identity
-
-    ctx = Context.load()
-    with console.status("OneID…") as status:
-        result = refresh_identity(ctx.state, ctx.engine, ctx.derived, full=full, say=status.update)
-    console.print(
-        f"OneID: {result.customers:,} customers from {result.records:,} records "
-        f"({result.new_batches} new fact batches, {result.redirects} merged ids redirect) in {result.seconds:.1f}s"
-    )
-    for what, n in result.ignored.items():
-        console.print(f"  ignored {n:,} identifiers — {what}")
-    for stage, n in result.refused_keys.items():
-        if n:
-            console.print(f"  {n:,} {stage} identifiers shared by different people were not used to merge")
 
 
 @identity_app.command()
@@ -141,6 +121,5 @@ def apikeys_revoke(key_id: int) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(refresh)
     app.add_typer(identity_app, name="identity")
     app.add_typer(apikeys_app, name="apikeys")

@@ -20,9 +20,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from omnicrm.cli import config, demo, identity, importing, server, sources
+    from omnicrm.cli import config, demo, identity, importing, refresh, server, sources, tags
 
-    for module in (demo, server, sources, importing, identity, config):
+    for module in (demo, server, sources, importing, refresh, identity, tags, config):
         module.register(app)
 
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 from omnicrm.identity.identifiers import normalise
 from omnicrm.store.engine import Engine
 
-__all__ = ["OCCURRENCE_SCHEMA", "extract_occurrences", "platform"]
+__all__ = ["OCCURRENCE_SCHEMA", "extract_occurrences", "platform", "record_key"]
 
 OCCURRENCE_SCHEMA = pa.schema(
     [
@@ -97,21 +97,38 @@ def _shared_ids(t: ir.Table, nick_scope: ir.StringValue | None = None) -> dict[s
     return ids
 
 
+def _event_combo(source: ir.StringValue, parts: list[ir.StringValue]) -> ir.StringValue:
+    """An event record's key: the combination of ids itself, so every batch and engine names it alike."""
+    return "e:" + source + ":" + ibis.literal("|").join([p.fill_null("") for p in parts])
+
+
+def record_key(kind: str, t: ir.Table) -> ir.StringValue:
+    """The identity record a fact row belongs to (see the module docstring); joins facts to customers."""
+    if kind == "order_line":
+        return "o:" + t.source + ":" + t.order_id
+    if kind == "person":
+        return "p:" + t.source + ":" + t.source_key.fill_null(t.ingest_id + "#" + t.source_line.cast("string"))
+    if kind == "message":
+        return "m:" + t.source + ":" + t.conversation_key.fill_null(t.message_id)
+    if kind == "event":
+        traits = t.traits.fill_null("")
+        return _event_combo(t.source, [t.user_id, t.anonymous_id, t.previous_id, *(_trait(traits, n) for n in _TRAITS)])
+    raise ValueError(f"unknown fact kind {kind!r}")
+
+
 def _orders(t: ir.Table) -> ir.Table:
     ids = {**_shared_ids(t), "name": (ibis.literal(""), t.buyer_name)}
-    return _long(t, "o:" + t.source + ":" + t.order_id, "order_line", t.created_at, ids)
+    return _long(t, record_key("order_line", t), "order_line", t.created_at, ids)
 
 
 def _people(t: ir.Table) -> ir.Table:
-    key = t.source_key.fill_null(t.ingest_id + "#" + t.source_line.cast("string"))
     ids = {**_shared_ids(t), "name": (ibis.literal(""), t.name)}
-    return _long(t, "p:" + t.source + ":" + key, "person", t.observed_at, ids)
+    return _long(t, record_key("person", t), "person", t.observed_at, ids)
 
 
 def _messages(t: ir.Table) -> ir.Table:
-    key = t.conversation_key.fill_null(t.message_id)
     # a chat's nick belongs to the marketplace of its channel (wangwang → taobao), not to the inbox
-    return _long(t, "m:" + t.source + ":" + key, "message", t.sent_at, _shared_ids(t, platform(t.channel)))
+    return _long(t, record_key("message", t), "message", t.sent_at, _shared_ids(t, platform(t.channel)))
 
 
 def _events(t: ir.Table, user_id_types: Mapping[str, str]) -> ir.Table:
@@ -128,9 +145,8 @@ def _events(t: ir.Table, user_id_types: Mapping[str, str]) -> ir.Table:
         .group_by(["source", "user_id", "anonymous_id", "previous_id", *(f"t_{n}" for n in _TRAITS)])
         .aggregate(seen=lambda x: x.timestamp.min())
     )
-    # the record is the combination of ids itself, so every batch and every engine names it alike
-    combo = ibis.literal("|").join(
-        [combos[c].fill_null("") for c in ("user_id", "anonymous_id", "previous_id", *(f"t_{n}" for n in _TRAITS))]
+    combo = _event_combo(
+        combos.source, [combos[c] for c in ("user_id", "anonymous_id", "previous_id", *(f"t_{n}" for n in _TRAITS))]
     )
     empty = ibis.literal("")
     # A logged-in user id is a user_id scoped by its source, unless the source declares it is another
@@ -146,7 +162,7 @@ def _events(t: ir.Table, user_id_types: Mapping[str, str]) -> ir.Table:
         "wechat_unionid": (empty, combos.t_wechat_unionid),
         "name": (empty, combos.t_name),
     }
-    long = _long(combos, "e:" + combos.source + ":" + combo, "event", combos.seen, ids)
+    long = _long(combos, combo, "event", combos.seen, ids)
     retyped: ir.StringValue = (
         ibis.cases(*((long.source == s, ty) for s, ty in user_id_types.items()), else_="user_id")
         if user_id_types

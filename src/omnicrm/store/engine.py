@@ -55,6 +55,9 @@ class Engine:
         if kind == "duckdb":
             self.con = ibis.duckdb.connect()
             self.con.raw_sql("SET enable_progress_bar = false")
+            self.con.raw_sql("SET TimeZone = 'UTC'")
+            # Ibis 12 writes array lambdas as `x -> ...`, which DuckDB 2.0 refuses unless told otherwise
+            self.con.raw_sql("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
         elif kind == "spark":
             self.spark = spark or spark_session()
             self.con = ibis.pyspark.connect(self.spark)
@@ -79,6 +82,25 @@ class Engine:
     def table_from_arrow(self, table: pa.Table, name: str) -> ir.Table:
         self._tables += 1
         return self.con.create_table(f"{name}_{self._tables}", table, temp=self.kind == "duckdb")
+
+    def parquet(self, paths: Sequence[Path], name: str) -> ir.Table:
+        """Derived Parquet files (e.g. an identity snapshot's tables) as an Ibis table."""
+        self._tables += 1
+        name = f"{name}_{self._tables}"
+        if self.kind == "duckdb":
+            return self.con.read_parquet([str(p) for p in paths], table_name=name)
+        self.spark.read.parquet(*(str(p) for p in paths)).createOrReplaceTempView(name)
+        return self.con.table(name)
+
+    def materialise(self, expr: ir.Table, name: str) -> ir.Table:
+        """Compute ``expr`` once into a temporary table, so that several later queries share it."""
+        self._tables += 1
+        name = f"{name}_{self._tables}"
+        if self.kind == "duckdb":
+            return self.con.create_table(name, expr, temp=True)
+        self.con._run_pre_execute_hooks(expr)  # registers in-memory tables the expression uses
+        self.spark.sql(self.con.compile(expr)).cache().createOrReplaceTempView(name)
+        return self.con.table(name)
 
     def to_arrow(self, expr: ir.Table) -> pa.Table:
         return self.con.to_pyarrow(expr)

@@ -26,9 +26,11 @@ __all__ = [
     "identity_links",
     "import_files",
     "ingest_buffer",
+    "manual_tags",
     "metadata",
     "quarantine",
     "sources",
+    "tag_definitions",
 ]
 
 metadata = MetaData(
@@ -134,6 +136,39 @@ identity_links = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Index(None, "kind", "revoked_at"),
+)
+
+tag_definitions = Table(
+    "tag_definitions",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="tag id, e.g. vip_candidate"),
+    Column("origin", String(8), nullable=False, comment="rule (computed from other tags) or manual (set by staff)"),
+    Column("name_zh", String(128), nullable=False),
+    Column("name_en", String(128), nullable=False),
+    Column("description_zh", Text, nullable=False, default=""),
+    Column("description_en", Text, nullable=False, default=""),
+    Column("value_type", String(16), nullable=False, comment="bool, category, number or list"),
+    Column("rule", Text, nullable=True, comment="JSON rule of a rule tag"),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+)
+
+manual_tags = Table(
+    "manual_tags",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("tag_id", String(64), ForeignKey("tag_definitions.id"), nullable=False),
+    Column("value", Text, nullable=False, comment="JSON value in the tag's type"),
+    Column("source", String(16), nullable=False, comment="staff or import"),
+    Column("set_by", String(128), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("cleared_at", DateTime(timezone=True), nullable=True),
+    Index(None, "customer_id", "tag_id"),
+    Index(None, "tag_id", "cleared_at"),
 )
 
 quarantine = Table(

@@ -1,0 +1,163 @@
+"""``omnicrm refresh`` for the portrait: every tag of every customer, as a new snapshot.
+
+Built-in tags come from the facts through the engine (DuckDB or Spark, same Ibis code); predicted value and text
+interests are computed in Python over per-customer arrays and joined in as bases; manual tags come from the
+state store (following identity redirects, so a value set on a customer that later merged stays with the
+person); rule tags are evaluated last, over all of these. The snapshot holds the tags (wide: one column per
+tag), the bases that explain them, the catalogue as it was used, and the refresh's stats.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import ibis
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from omnicrm.errors import NotFound
+from omnicrm.portrait.inputs import PortraitInputs
+from omnicrm.portrait.tags.catalogue import BUILTIN
+from omnicrm.portrait.tags.compute import compute_tags
+from omnicrm.portrait.tags.custom import load_custom, manual_values
+from omnicrm.portrait.tags.model import TagDefinition, arrow_type
+from omnicrm.portrait.tags.rules import compile_rule
+from omnicrm.portrait.texts import interest_basis
+from omnicrm.portrait.value import value_scores
+from omnicrm.store.derived import DerivedStore
+from omnicrm.store.engine import Engine
+from omnicrm.store.state import StateStore
+
+__all__ = ["AREA", "PortraitRefresh", "catalogue", "known_types", "refresh_portrait"]
+
+AREA = "portrait"
+Say = Callable[[str], None]
+
+
+@dataclass
+class PortraitRefresh:
+    snapshot: Path
+    customers: int
+    tags: int
+    seconds: float
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def catalogue(state: StateStore) -> list[TagDefinition]:
+    """Built-in tags, then the merchant's rule and manual tags."""
+    return [*BUILTIN, *load_custom(state)]
+
+
+def known_types(definitions: Sequence[TagDefinition]) -> dict[str, str]:
+    return {d.id: d.value_type for d in definitions}
+
+
+def _previous_stats(derived: DerivedStore) -> dict[str, Any]:
+    previous = derived.current(AREA)
+    if previous is None or not (previous / "stats.json").exists():
+        return {}
+    return dict(json.loads((previous / "stats.json").read_text(encoding="utf-8")))
+
+
+def _redirected(manual: pa.Table, redirects: Path) -> pa.Table:
+    """Manual values keyed by the customer id in force (a value set before a merge follows the person)."""
+    con = duckdb.connect()
+    con.register("manual", manual)
+    value = manual.column_names[1]
+    return con.sql(
+        f"""
+        SELECT coalesce(r.customer_id, m.customer_id) AS customer_id, arg_max(m."{value}", m.customer_id) AS "{value}"
+        FROM manual m LEFT JOIN read_parquet('{redirects}') r ON r.old_id = m.customer_id
+        GROUP BY ALL
+        """
+    ).to_arrow_table()
+
+
+def _add_custom(
+    tags: pa.Table, custom: Sequence[TagDefinition], manual: dict[str, pa.Table], redirects: Path
+) -> pa.Table:
+    """Manual tag columns, then rule tag columns (rules read built-in and manual tags, and earlier rule tags)."""
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
+    for d in custom:
+        if d.origin != "manual":
+            continue
+        values = _redirected(manual[d.id], redirects) if manual[d.id].num_rows else manual[d.id]
+        joined = con.create_table("wide", tags, overwrite=True).left_join(
+            con.create_table("manual", values, overwrite=True), "customer_id"
+        )
+        tags = joined.drop("customer_id_right").to_pyarrow()
+    types = {name: _type_of(tags.schema.field(name).type) for name in tags.column_names if name != "customer_id"}
+    for d in custom:
+        if d.origin != "rule":
+            continue
+        table = con.create_table("wide", tags, overwrite=True)
+        value = compile_rule(d.rule, d.value_type, table, types, where=f"tag {d.id}: rule")
+        column = table.select(v=value.cast(arrow_type(d.value_type))).to_pyarrow()["v"]
+        tags = tags.append_column(pa.field(d.id, arrow_type(d.value_type)), column)
+        types[d.id] = d.value_type
+    return tags
+
+
+def _type_of(t: pa.DataType) -> str:
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_list(t):
+        return "list"
+    if pa.types.is_floating(t) or pa.types.is_integer(t):
+        return "number"
+    return "category"
+
+
+def refresh_portrait(
+    state: StateStore,
+    engine: Engine,
+    derived: DerivedStore,
+    *,
+    as_of: dt.datetime | None = None,
+    full: bool = False,
+    say: Say = lambda _msg: None,
+) -> PortraitRefresh:
+    """Compute every tag of every customer and publish the snapshot."""
+    started = time.perf_counter()
+    identity = derived.current("identity")
+    if identity is None:
+        raise NotFound("no identity snapshot yet: run `omnicrm refresh` so OneID runs before the portrait")
+    inputs = PortraitInputs.from_snapshot(engine, identity, as_of)
+    previous = _previous_stats(derived)
+    say("predicted value (BG/NBD, Gamma-Gamma)…")
+    value = value_scores(inputs, previous.get("value"), refit=full)
+    say("interests from searches, chats and notes…")
+    interests = interest_basis(inputs)
+    identifiers = engine.parquet([identity / "identifiers.parquet"], "identifiers")
+    result = compute_tags(inputs, BUILTIN, extra_bases=[value.table, interests], identifiers=identifiers, say=say)
+    custom = load_custom(state)
+    tags = _add_custom(result.tags, custom, manual_values(state, custom), identity / "redirects.parquet")
+    snapshot = derived.new_snapshot(AREA)
+    computed_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    stats = {
+        **result.stats,
+        "as_of": inputs.as_of.isoformat(),
+        "computed_at": computed_at,
+        "identity_snapshot": identity.name,
+        "value": value.info,
+        "tags": len(BUILTIN) + len(custom),
+    }
+    pq.write_table(tags, snapshot / "tags.parquet", compression="zstd")
+    pq.write_table(result.basis, snapshot / "basis.parquet", compression="zstd")
+    definitions = [*BUILTIN, *custom]
+    (snapshot / "catalogue.json").write_text(
+        json.dumps([d.describe() | {"computed_at": computed_at} for d in definitions], ensure_ascii=False, indent=1),
+        encoding="utf-8",
+    )
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    (snapshot / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    derived.publish(AREA, snapshot)
+    return PortraitRefresh(snapshot, tags.num_rows, len(definitions), stats["seconds"], stats)
