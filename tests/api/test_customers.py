@@ -13,6 +13,7 @@ from omnicrm.access.api_keys import create_api_key
 from omnicrm.api.app import create_app
 from omnicrm.demo import load_demo
 from omnicrm.identity.refresh import refresh_identity
+from omnicrm.portrait.refresh import refresh_portrait
 from omnicrm.settings import load_settings
 from omnicrm.store.derived import DerivedStore
 from omnicrm.store.engine import Engine
@@ -29,6 +30,7 @@ def merchant(tmp_path_factory: pytest.TempPathFactory) -> Path:
     facts = FactsStore(settings.facts_dir)
     load_demo(state, facts, data_dir=root, people=200, seed=5, progress=False, say=lambda _: None)
     refresh_identity(state, Engine(facts), DerivedStore(settings.derived_dir))
+    refresh_portrait(state, Engine(facts), DerivedStore(settings.derived_dir))
     state.dispose()
     return root
 
@@ -94,3 +96,34 @@ def test_errors_name_the_problem(client: TestClient) -> None:
     assert res.status_code == 400
     assert res.json()["message"] == "phone '13800000000' is not usable as an identifier: placeholder phone"
     assert client.get("/api/customers/99999999", headers=headers).status_code == 404
+
+
+def test_tags_catalogue_and_a_customers_tags_with_reasons(client: TestClient) -> None:
+    reader = bearer(client, "customers:read")
+    catalogue = client.get("/api/tags", headers=reader).json()["tags"]
+    assert len(catalogue) >= 40 and {"zh", "en"} <= set(catalogue[0]["name"])
+    customer, _ = a_phone(client)
+    body = client.get(f"/api/customers/{customer}/tags", headers=reader).json()
+    by_id = {t["id"]: t for t in body["tags"]}
+    assert by_id["lifecycle_stage"]["value"] in {"prospect", "new", "active", "cooling", "dormant", "churned"}
+    assert "recency_days" in by_id["lifecycle_stage"]["inputs"] and by_id["lifecycle_stage"]["computed_at"]
+    assert client.get("/api/customers/999999999/tags", headers=reader).status_code == 404
+    assert client.get(f"/api/customers/{customer}/tags").status_code == 401
+
+
+def test_manual_tags_through_the_api(client: TestClient) -> None:
+    from omnicrm.portrait.refresh import catalogue, known_types
+    from omnicrm.portrait.tags.custom import define_manual_tag
+
+    store = client.app.state.state_store  # type: ignore[attr-defined]
+    define_manual_tag(store, known_types(catalogue(store)), tag_id="vip_note", name_zh="贵宾", name_en="VIP",
+                      value_type="category", by="test")  # fmt: skip
+    customer, _ = a_phone(client)
+    path = f"/api/customers/{customer}/tags/vip_note"
+    assert client.put(path, json={"value": "gold"}, headers=bearer(client, "customers:read")).status_code == 403
+    writer = bearer(client, "customers:read", "customers:write")
+    assert client.put(path, json={"value": 3}, headers=writer).status_code == 400
+    assert client.put(path, json={"value": "gold", "note": "big spender"}, headers=writer).status_code == 200
+    tags = {t["id"]: t for t in client.get(f"/api/customers/{customer}/tags", headers=writer).json()["tags"]}
+    assert tags["vip_note"]["value"] == "gold" and "big spender" in tags["vip_note"]["note"]
+    assert client.delete(path, headers=writer).json() == {"cleared": True}

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from omnicrm import __version__
-from omnicrm.api import customers, ingest
+from omnicrm.api import customers, ingest, tags
 from omnicrm.api.errors import install_error_handlers
 from omnicrm.api.responses import JSONBody
 from omnicrm.ingest.receive import Receiver
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(ingest.router)
     app.include_router(customers.router)
+    app.include_router(tags.router)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, object]:

@@ -19,6 +19,7 @@ from sqlalchemy import and_, select
 
 from omnicrm.errors import NotFound
 from omnicrm.identity.explain import resolve_id
+from omnicrm.portrait.tags.custom import load_custom
 from omnicrm.store.schema import manual_tags
 from omnicrm.store.state import StateStore
 
@@ -102,10 +103,17 @@ def customer_tags(
         out.append(
             TagValue(tag_id, d["name"], d["category"], d["value_type"], value, computed_at, d["origin"], inputs, note)
         )
+    if state is not None:  # manual tags defined since the snapshot: their live values
+        shown = {d["id"] for d in catalogue}
+        for d in load_custom(state):
+            if d.origin == "manual" and d.id not in shown:
+                value, computed_at, note = live.get(d.id, (None, "", None))
+                name = {"zh": d.name_zh, "en": d.name_en}
+                out.append(TagValue(d.id, name, d.category, d.value_type, value, computed_at, d.origin, {}, note))
     return CustomerTags(target, customer_id, stats.get("as_of", ""), out, params)
 
 
-def _manual_live(state: StateStore, customer_id: int) -> dict[str, tuple[Any, str, str]]:
+def _manual_live(state: StateStore, customer_id: int) -> dict[str, tuple[Any, str, str | None]]:
     with state.connect() as conn:
         rows = conn.execute(
             select(manual_tags).where(

@@ -7,6 +7,7 @@ settings ask for it, with an ImportError that says what to install.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,14 +65,14 @@ class Engine:
         else:
             raise ValueError(f"unknown engine {kind!r}; use 'duckdb' or 'spark'")
         self._tables = 0
+        self._run = uuid.uuid4().hex[:8]
 
     def fact_table(self, kind: str, files: Iterable[Path] | None = None) -> ir.Table:
         """All published facts of ``kind`` (or only ``files``), as an Ibis table in the kind's schema."""
         paths = [str(p) for p in (files if files is not None else self.facts.files(kind))]
         if not paths:
             return self.table_from_arrow(SCHEMAS[kind].empty_table(), f"empty_{kind}")
-        self._tables += 1
-        name = f"facts_{kind}_{self._tables}"
+        name = self._name(f"facts_{kind}")
         if self.kind == "duckdb":
             return self.con.read_parquet(paths, table_name=name)
         # Spark reads a list of files natively; Ibis would take the list for one glob pattern
@@ -79,14 +80,25 @@ class Engine:
         frame.createOrReplaceTempView(name)
         return self.con.table(name)
 
-    def table_from_arrow(self, table: pa.Table, name: str) -> ir.Table:
+    def _name(self, prefix: str) -> str:
+        """A table name no other engine on the same (shared) Spark session or DuckDB connection uses."""
         self._tables += 1
-        return self.con.create_table(f"{name}_{self._tables}", table, temp=self.kind == "duckdb")
+        return f"{prefix}_{self._tables}_{self._run}"
+
+    def table_from_arrow(self, table: pa.Table, name: str) -> ir.Table:
+        """An in-memory Arrow table as an Ibis table (a temporary table or view, never a stored one)."""
+        name = self._name(name)
+        if self.kind == "duckdb":
+            return self.con.create_table(name, table, temp=True)
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        frame = self.spark.createDataFrame(table.to_pandas(types_mapper=None), schema=from_arrow_schema(table.schema))
+        frame.createOrReplaceTempView(name)
+        return self.con.table(name)
 
     def parquet(self, paths: Sequence[Path], name: str) -> ir.Table:
         """Derived Parquet files (e.g. an identity snapshot's tables) as an Ibis table."""
-        self._tables += 1
-        name = f"{name}_{self._tables}"
+        name = self._name(name)
         if self.kind == "duckdb":
             return self.con.read_parquet([str(p) for p in paths], table_name=name)
         self.spark.read.parquet(*(str(p) for p in paths)).createOrReplaceTempView(name)
@@ -94,8 +106,7 @@ class Engine:
 
     def materialise(self, expr: ir.Table, name: str) -> ir.Table:
         """Compute ``expr`` once into a temporary table, so that several later queries share it."""
-        self._tables += 1
-        name = f"{name}_{self._tables}"
+        name = self._name(name)
         if self.kind == "duckdb":
             return self.con.create_table(name, expr, temp=True)
         self.con._run_pre_execute_hooks(expr)  # registers in-memory tables the expression uses

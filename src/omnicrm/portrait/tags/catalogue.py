@@ -31,7 +31,7 @@ AGE_BANDS = ("under_18", "18_24", "25_29", "30_34", "35_39", "40_49", "50_plus",
 
 
 def _gender(b: ir.Table, _: Params) -> ir.Value:
-    g = b.gender_raw.lower().strip()
+    g = b.gender_raw.lower().re_replace(r"^\s+|\s+$", "")  # not strip(): on Spark, Ibis's strip() trims "f" too
     return ibis.cases(
         (g.isin(["女", "f", "female", "2", "woman"]), "female"),
         (g.isin(["男", "m", "male", "1", "man"]), "male"),

@@ -71,14 +71,14 @@ def measures(b: ir.Table, as_of: dt.datetime) -> ir.Table:
     before_birthday = (b.birthday.month() > today.month) | (
         (b.birthday.month() == today.month) & (b.birthday.day() > today.day)
     )
-    span = (b.last_purchase_at.epoch_seconds() - b.first_purchase_at.epoch_seconds()) / bases.DAY
+    span = bases.days_since(as_of, b.first_purchase_at) - bases.days_since(as_of, b.last_purchase_at)
     b = b.mutate(
         recency_days=bases.days_since(as_of, b.last_purchase_at).cast("float64"),
         tenure_days=bases.days_since(as_of, b.first_purchase_at).cast("float64"),
         age_years=(age - before_birthday.cast("int64")).cast("float64"),
         member_tenure_days=_days_between(today, b.member_joined_at.substr(0, 10).cast("date")).cast("float64"),
         purchase_interval_days=ibis.cases(
-            (b.purchase_days >= 2, span / (b.purchase_days - 1)), else_=ibis.null("float64")
+            (b.purchase_days >= 2, span.cast("float64") / (b.purchase_days - 1)), else_=ibis.null("float64")
         ),
         avg_order_value=_ratio(b.spend, b.purchases),
         avg_unit_price=_ratio(b.item_spend, b.items),
