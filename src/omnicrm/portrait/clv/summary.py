@@ -28,6 +28,7 @@ __all__ = [
     "calibration_and_holdout_frame",
     "columns",
     "compress",
+    "factorize",
     "rfm_summary",
     "rfm_summary_frame",
 ]
@@ -249,12 +250,37 @@ def columns(data: Any, names: Sequence[str]) -> list[NDArray[np.float64]]:
     return out
 
 
+def factorize(
+    *cols: NDArray[np.float64], weights: ArrayLike | None = None
+) -> tuple[list[NDArray[np.intp]], list[NDArray[np.float64]], NDArray[np.float64]]:
+    """The distinct rows of ``cols`` as codes into each column's sorted distinct values, with summed weights.
+
+    Returns ``(codes, values, weights)``: row i of the result is ``[values[j][codes[j][i]] for j ...]``; rows are
+    in lexicographic order. Sorts each column once, then one integer key per row (not rows of floats).
+    """
+    w = np.ones(len(cols[0])) if weights is None else np.asarray(weights, dtype=np.float64)
+    parts = [np.unique(c, return_inverse=True) for c in cols]
+    values = [v for v, _ in parts]
+    sizes = [len(v) for v in values]
+    if int(np.prod(sizes, dtype=object)) < 2**62:  # one int64 key per row, in the rows' lexicographic order
+        key = np.zeros(len(w), dtype=np.int64)
+        for (_, code), size in zip(parts, sizes, strict=True):
+            key = key * size + code.ravel()
+        uniq, inverse = np.unique(key, return_inverse=True)
+        codes: list[NDArray[np.intp]] = []
+        for size in reversed(sizes):
+            uniq, code = np.divmod(uniq, size)
+            codes.insert(0, code.astype(np.intp))
+    else:
+        rows, inverse = np.unique(np.column_stack([c for _, c in parts]), axis=0, return_inverse=True)
+        codes = [rows[:, j].astype(np.intp) for j in range(len(cols))]
+    counts = np.bincount(inverse.ravel(), weights=w, minlength=len(codes[0])).astype(np.float64)
+    return codes, values, counts
+
+
 def compress(
     *cols: NDArray[np.float64], weights: ArrayLike | None = None
 ) -> tuple[list[NDArray[np.float64]], NDArray[np.float64]]:
     """Collapse identical rows into one row with a weight (CDNOW: 2,357 customers, far fewer distinct rows)."""
-    stacked = np.column_stack(cols)
-    w = np.ones(len(stacked)) if weights is None else np.asarray(weights, dtype=np.float64)
-    uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    counts = np.bincount(inverse.ravel(), weights=w).astype(np.float64)
-    return [uniq[:, i] for i in range(uniq.shape[1])], counts
+    codes, values, counts = factorize(*cols, weights=weights)
+    return [v[c] for v, c in zip(values, codes, strict=True)], counts
