@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 
 from omnicrm.errors import InputError, Problem
 
-__all__ = ["OPERATORS", "compile_condition", "compile_rule", "rule_fields"]
+__all__ = ["OPERATORS", "ConditionCompiler", "compile_condition", "compile_rule", "rule_fields"]
 
 _ORDERED = ("=", "!=", ">", ">=", "<", "<=", "between")
 OPERATORS: dict[str, tuple[str, ...]] = {
@@ -29,7 +29,7 @@ OPERATORS: dict[str, tuple[str, ...]] = {
 _NO_VALUE = {"is_null", "not_null", "is_true", "is_false", "is_empty", "not_empty"}
 
 
-class _Compiler:
+class ConditionCompiler:
     def __init__(self, table: ir.Table, types: Mapping[str, str]) -> None:
         self.table = table
         self.types = types
@@ -131,7 +131,7 @@ def _unary(col: ir.Value, op: str) -> ir.BooleanValue:
 
 def compile_condition(node: Any, table: ir.Table, types: Mapping[str, str], where: str = "rule") -> ir.BooleanValue:
     """A condition as an Ibis boolean (null counts as false); InputError lists every problem found."""
-    c = _Compiler(table, types)
+    c = ConditionCompiler(table, types)
     out = c.condition(node, where)
     if c.problems:
         raise InputError("the rule does not compile", c.problems)
@@ -142,7 +142,7 @@ def compile_rule(
     rule: Any, value_type: str, table: ir.Table, types: Mapping[str, str], where: str = "rule"
 ) -> ir.Value:
     """A rule tag's value expression (see the module docstring for the shapes)."""
-    c = _Compiler(table, types)
+    c = ConditionCompiler(table, types)
     out: ir.Value
     if not isinstance(rule, Mapping):
         c.fail(where, "a rule must be an object")
@@ -161,7 +161,7 @@ def compile_rule(
     return out
 
 
-def _cases(c: _Compiler, rule: Mapping[str, Any], value_type: str, where: str) -> ir.Value:
+def _cases(c: ConditionCompiler, rule: Mapping[str, Any], value_type: str, where: str) -> ir.Value:
     cases = rule.get("cases")
     if not isinstance(cases, list) or not cases:
         c.fail(f"{where}.cases", 'needs a non-empty list of {"when": condition, "then": value}')
