@@ -6,8 +6,9 @@
    deterministically). Targets: precision >= 0.99, recall >= 0.97.
 2. Deterministic resolution of N identifier edges (default 10M): time as a ratio to
    scipy.sparse.csgraph.connected_components on the same edges (target <= 2.0), and peak memory.
+   Both sides run in turn for several rounds (the machine is shared); each keeps its best time.
 
-Run: ``.venv/bin/python benchmarks/identity.py [--people 20000 1000000] [--edges 10000000]``.
+Run: ``.venv/bin/python benchmarks/identity.py [--people 20000 1000000] [--edges 10000000] [--rounds 5]``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -123,48 +125,65 @@ def synthetic_edges(edges: int, seed: int = 7) -> pa.Table:
     )
 
 
-def resolution_speed(edges: int) -> None:
-    occ = synthetic_edges(edges)
-    print(f"deterministic resolution, {occ.num_rows:,} identifier edges:")
-    # baseline: one connected_components over the same bipartite record-identifier graph
-    import pyarrow.compute as pc
-
-    r = pc.dictionary_encode(occ["record_key"]).combine_chunks().indices.to_numpy().astype(np.int64)
-    k = pc.dictionary_encode(occ["key"]).combine_chunks().indices.to_numpy().astype(np.int64)
-    n = int(r.max()) + 1 + int(k.max()) + 1
-    tracemalloc.start()
+def _timed(run: Callable[[], object]) -> float:
     started = time.perf_counter()
-    graph = coo_matrix((np.ones(len(r), dtype=np.int8), (r, k + int(r.max()) + 1)), shape=(n, n)).tocsr()
-    connected_components(graph, directed=False)
-    baseline = time.perf_counter() - started
-    _, base_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    del graph
+    run()
+    return time.perf_counter() - started
+
+
+def _peak(run: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def resolution_speed(edges: int, rounds: int = 5) -> None:
+    occ = synthetic_edges(edges)
+    print(f"deterministic resolution, {occ.num_rows:,} identifier edges (best of {rounds} rounds, taken in turn):")
     started = time.perf_counter()
     enc, *_ = encode(occ)
     encoding = time.perf_counter() - started
-    tracemalloc.start()
-    started = time.perf_counter()
-    _, _, _, stats = resolve_encoded(enc)
-    ours = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    print(f"  scipy connected_components on the integer edges: {baseline:.2f}s, peak {base_peak / 2**20:,.0f} MiB")
-    print(f"  OneID resolution of the same integer edges (staged, with merge protection): {ours:.2f}s, "
+    r, k = enc.r, enc.k
+    n = enc.n_records + len(enc.key_priority)
+
+    def baseline() -> None:
+        # one connected_components over the same bipartite record-identifier graph
+        graph = coo_matrix((np.ones(len(r), dtype=np.int8), (r, k + enc.n_records)), shape=(n, n)).tocsr()
+        connected_components(graph, directed=False)
+
+    stats: dict[str, int] = {}
+
+    def ours() -> None:
+        stats.update(resolve_encoded(enc)[3])
+
+    base_times, our_times = [], []
+    for _ in range(rounds):
+        base_times.append(_timed(baseline))
+        our_times.append(_timed(ours))
+    base, best = min(base_times), min(our_times)
+    base_peak, peak = _peak(baseline), _peak(ours)
+    ratios = sorted(o / b for o, b in zip(our_times, base_times, strict=True))
+    print(f"  scipy connected_components on the integer edges: {base:.2f}s, peak {base_peak / 2**20:,.0f} MiB")
+    print(f"  OneID resolution of the same integer edges (staged, with merge protection): {best:.2f}s, "
           f"peak {peak / 2**20:,.0f} MiB, {stats['customers']:,} customers")  # fmt: skip
     print(f"  (turning the string keys into integers, which both need, took {encoding:.2f}s)")
-    print(f"  ratio {ours / baseline:.2f} (target <= 2.0) {'OK' if ours / baseline <= 2.0 else 'ABOVE TARGET'}")
+    print(f"  ratio of the best times {best / base:.2f} (target <= 2.0) {'OK' if best / base <= 2.0 else 'ABOVE TARGET'}; "
+          f"per round {', '.join(f'{x:.2f}' for x in ratios)}")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, nargs="*", default=[20_000])
     parser.add_argument("--edges", type=int, default=10_000_000)
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds of each side for --edges")
     args = parser.parse_args()
     for people in args.people:
         accuracy(people)
     if args.edges:
-        resolution_speed(args.edges)
+        resolution_speed(args.edges, args.rounds)
 
 
 if __name__ == "__main__":
