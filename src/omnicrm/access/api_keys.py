@@ -16,7 +16,9 @@ __all__ = ["SCOPES", "ApiKey", "Forbidden", "authenticate", "create_api_key", "l
 
 SCOPES = {
     "customers:read": "look customers up and read their identifiers and portraits",
-    "customers:write": "join and split customers (OneID operator actions)",
+    "customers:write": "join and split customers (OneID operator actions), set manual tags",
+    "segments:read": "count audiences, read segments, their snapshots and members",
+    "segments:write": "save, change and delete segments; take snapshots",
     "admin": "everything",
 }
 

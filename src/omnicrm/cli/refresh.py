@@ -30,6 +30,10 @@ def refresh(
         _identity(ctx, full)
     if only in (None, "portrait"):
         _portrait(ctx, full, moment)
+        from omnicrm.cli.segments import snapshot_due
+
+        for taken in snapshot_due(ctx):
+            console.print(f"segment {taken['segment_id']}: snapshot {taken['id']}, {taken['members']:,} members")
 
 
 def _as_of(text: str | None) -> dt.datetime | None:

@@ -29,6 +29,8 @@ __all__ = [
     "manual_tags",
     "metadata",
     "quarantine",
+    "segment_snapshots",
+    "segments",
     "sources",
     "tag_definitions",
 ]
@@ -169,6 +171,32 @@ manual_tags = Table(
     Column("cleared_at", DateTime(timezone=True), nullable=True),
     Index(None, "customer_id", "tag_id"),
     Index(None, "tag_id", "cleared_at"),
+)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("rule", Text, nullable=False, comment="JSON rule (the text form is derived from it)"),
+    Column("schedule", String(16), nullable=False, default="daily", comment="daily, weekly or manual snapshots"),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+)
+
+segment_snapshots = Table(
+    "segment_snapshots",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("segment_id", Id, ForeignKey("segments.id"), nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+    Column("members", BigInteger, nullable=False),
+    Column("file", String(1024), nullable=False, comment="member ids, Parquet, under derived/segments/"),
+    Column("rule", Text, nullable=False, comment="the rule as it was when the snapshot was taken"),
+    Index(None, "segment_id", "taken_at"),
 )
 
 quarantine = Table(

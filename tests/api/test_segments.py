@@ -1,0 +1,108 @@
+"""The segments API over a small demo merchant: live counts (JSON and text alike, equal to a direct count),
+saved segments, snapshots and their diff, overlap, CSV export, errors naming the field, and scopes."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from fastapi.testclient import TestClient
+
+from omnicrm.access.api_keys import create_api_key
+from omnicrm.api.app import create_app
+from omnicrm.demo import load_demo
+from omnicrm.identity.refresh import refresh_identity
+from omnicrm.portrait.refresh import refresh_portrait
+from omnicrm.settings import load_settings
+from omnicrm.store.derived import DerivedStore
+from omnicrm.store.engine import Engine
+from omnicrm.store.facts import FactsStore
+from omnicrm.store.state import StateStore
+
+
+@pytest.fixture(scope="module")
+def merchant(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("segments")
+    settings = load_settings(data_dir=root, loader_interval_seconds=0)
+    state = StateStore(settings.state_database_url)
+    facts = FactsStore(settings.facts_dir)
+    load_demo(state, facts, data_dir=root, people=300, seed=8, progress=False, say=lambda _: None)
+    derived = DerivedStore(settings.derived_dir)
+    refresh_identity(state, Engine(facts), derived)
+    refresh_portrait(state, Engine(facts), derived)
+    state.dispose()
+    return root
+
+
+@pytest.fixture
+def client(merchant: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(load_settings(data_dir=merchant, loader_interval_seconds=0))) as c:
+        yield c
+
+
+def headers(client: TestClient, *scopes: str) -> dict[str, str]:
+    key = create_api_key(client.app.state.state_store, "test", list(scopes))  # type: ignore[attr-defined]
+    return {"Authorization": f"Bearer {key}"}
+
+
+def direct_count(client: TestClient, where: str) -> int:
+    snap = client.app.state.derived.current("portrait")  # type: ignore[attr-defined]
+    return int(duckdb.sql(f"SELECT count(*) FROM '{snap / 'tags.parquet'}' WHERE {where}").fetchall()[0][0])
+
+
+def test_live_count_by_json_and_text_equals_a_direct_count(client: TestClient) -> None:
+    h = headers(client, "segments:read")
+    rule = {"all": [{"tag": "monetary", "op": ">=", "value": 1000},
+                    {"tag": "lifecycle_stage", "op": "in", "value": ["active", "cooling"]}]}  # fmt: skip
+    by_json = client.post("/api/segments/count", json={"rule": rule}, headers=h).json()
+    by_text = client.post(
+        "/api/segments/count", json={"text": 'monetary >= 1000 AND lifecycle_stage IN ("active", "cooling")'}, headers=h
+    ).json()
+    expected = direct_count(client, "monetary >= 1000 AND lifecycle_stage IN ('active', 'cooling')")
+    assert by_json["count"] == by_text["count"] == expected > 0
+    assert by_text["rule"] == rule and by_json["of"] >= expected
+
+
+def test_behaviour_rules_count(client: TestClient) -> None:
+    h = headers(client, "segments:read")
+    bought = client.post("/api/segments/count", json={"text": "bought IN LAST 365 DAYS"}, headers=h).json()["count"]
+    never = client.post("/api/segments/count", json={"text": "NO purchase"}, headers=h).json()["count"]
+    total = client.post("/api/segments/count", json={"text": "NOT bought IN LAST 365 DAYS"}, headers=h).json()
+    assert bought + total["count"] == total["of"] and never == direct_count(client, "frequency = 0")
+
+
+def test_saved_segment_snapshots_and_diff(client: TestClient) -> None:
+    r, w = headers(client, "segments:read"), headers(client, "segments:read", "segments:write")
+    created = client.post("/api/segments", json={"name": "big spenders", "text": "monetary >= 2000"}, headers=w)
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
+    first = client.post(f"/api/segments/{sid}/snapshots", headers=w).json()
+    client.patch(f"/api/segments/{sid}", json={"text": "monetary >= 1000"}, headers=w).raise_for_status()
+    second = client.post(f"/api/segments/{sid}/snapshots", headers=w).json()
+    changes = client.get(f"/api/segments/{sid}/diff", params={"before": first["id"], "after": second["id"]},
+                         headers=r).json()  # fmt: skip
+    assert changes["exited"] == [] and len(changes["entered"]) == second["members"] - first["members"] > 0
+    page = client.get(f"/api/segments/{sid}/members", params={"limit": 5}, headers=r).json()
+    assert page["count"] == second["members"] and len(page["customer_ids"]) == 5
+    exported = client.get(f"/api/segments/{sid}/export.csv", params={"tags": "monetary,top_categories"}, headers=r)
+    rows = list(csv.reader(io.StringIO(exported.text)))
+    assert rows[0] == ["customer_id", "monetary", "top_categories"] and len(rows) == second["members"] + 1
+    other = client.post("/api/segments", json={"name": "active", "text": 'lifecycle_stage = "active"'}, headers=w)
+    both = client.post("/api/segments/overlap", json=[sid, other.json()["id"]], headers=r).json()
+    assert both["pairs"][0]["both"] == direct_count(client, "monetary >= 1000 AND lifecycle_stage = 'active'")
+
+
+def test_bad_rules_name_the_field_and_scopes_hold(client: TestClient) -> None:
+    r, w = headers(client, "segments:read"), headers(client, "segments:write")
+    bad = client.post("/api/segments/count", json={"rule": {"tag": "monetry", "op": ">", "value": 1}}, headers=r)
+    assert bad.status_code == 400 and "monetry" in bad.text
+    text = client.post("/api/segments/count", json={"text": "monetary >"}, headers=r)
+    assert text.status_code == 400 and "character" in text.text
+    assert client.post("/api/segments", json={"name": "x", "text": "monetary > 1"}, headers=r).status_code == 403
+    assert client.post("/api/segments/count", json={"text": "monetary > 1"}).status_code == 401
+    assert client.post("/api/segments", json={"name": " ", "text": "monetary > 1"}, headers=w).status_code == 400
+    assert client.get("/api/segments/424242", headers=headers(client, "segments:read")).status_code == 404
