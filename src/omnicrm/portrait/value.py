@@ -93,12 +93,33 @@ def value_scores(inputs: PortraitInputs, previous: dict[str, Any] | None = None,
         for h in HORIZONS:
             columns[f"expected_purchases_{h}d"] = pa.array(bg.expected_purchases(h, x, t_x, big_t))
         if gg is not None:
-            spend = gg.expected_average_value(x, m)
+            spend = _expected_spend(gg, x, m, info)
             columns["expected_spend"] = pa.array(spend)
             columns["clv_365d"] = pa.array(spend * bg.expected_purchases(365, x, t_x, big_t))
     for name in ("p_alive", *(f"expected_purchases_{h}d" for h in HORIZONS), "expected_spend", "clv_365d"):
         columns.setdefault(name, pa.nulls(len(x), pa.float64()))
     return ValueScores(pa.table(columns), info)
+
+
+def _expected_spend(gg: GammaGammaModel, x: np.ndarray, m: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    """Gamma-Gamma's expected spend per purchase; where it is undefined, the mean repeat spend of repeat buyers.
+
+    With q ≤ 1 the model's population mean does not exist (heavy-tailed spend), so customers without repeat
+    purchases (x = 0) get no model value; they get the plain mean instead, and the stats say so.
+    """
+    spend = np.full(len(x), np.nan)
+    with np.errstate(all="ignore"):
+        defined = gg.params_["p"] * x + gg.params_["q"] - 1 > 0
+        spend[defined] = gg.expected_average_value(x[defined], m[defined])
+    fallback = float(m[x > 0].mean()) if (x > 0).any() else float("nan")
+    missing = ~np.isfinite(spend) | (spend < 0)
+    if missing.any():
+        info["gamma_gamma_note"] = (
+            f"{int(missing.sum()):,} customers without a model value (q = {gg.params_['q']:.3f}); "
+            f"they get the mean repeat spend {fallback:.2f}"
+        )
+        spend[missing] = fallback
+    return spend
 
 
 def _fitted_at(previous: dict[str, Any] | None) -> dt.datetime | None:
