@@ -106,3 +106,27 @@ def test_bad_rules_name_the_field_and_scopes_hold(client: TestClient) -> None:
     assert client.post("/api/segments/count", json={"text": "monetary > 1"}).status_code == 401
     assert client.post("/api/segments", json={"name": " ", "text": "monetary > 1"}, headers=w).status_code == 400
     assert client.get("/api/segments/424242", headers=headers(client, "segments:read")).status_code == 404
+
+
+def test_analytics_equal_a_plain_pandas_count(client: TestClient) -> None:
+    h = headers(client, "analytics:read")
+    snap = client.app.state.derived.current("portrait")  # type: ignore[attr-defined]
+    tags = duckdb.sql(f"SELECT * FROM '{snap / 'tags.parquet'}'").df()
+    buyers = tags[tags["frequency"] > 0]
+    repeat = client.get("/api/analytics/repeat-purchase", headers=h).json()
+    assert repeat["buyers"] == len(buyers) and repeat["repeat_buyers"] == int(buyers["repeat_buyer"].sum())
+    grid = client.get("/api/analytics/rfm", headers=h).json()["grid"]
+    assert sum(c["customers"] for c in grid) == len(buyers)
+    mix = client.get("/api/analytics/channels", headers=h).json()
+    assert mix["cross_channel_share"] == pytest.approx(float(buyers["cross_channel"].mean()))
+    cohorts = client.get("/api/analytics/cohorts", headers=h).json()["cohorts"]
+    assert sum(c["buyers"] for c in cohorts) == len(buyers)
+    assert {c["cohort"].split("_")[0] for c in cohorts} >= {"double11", "organic"}
+    for c in cohorts:
+        rates = [c[f"retention_{d}d"] for d in (30, 90, 180, 365) if c[f"eligible_{d}d"] == c["buyers"]]
+        assert rates == sorted(rates)  # same customers, longer window: never lower
+    clv = client.get("/api/analytics/clv", headers=h).json()
+    assert clv["customers"] == int(buyers["clv_365d"].notna().sum()) and all(b["from"] >= 0 for b in clv["bins"])
+    oneid = client.get("/api/analytics/oneid", headers=h).json()
+    assert oneid["customers"] == len(tags)
+    assert client.get("/api/analytics/rfm", headers=headers(client, "segments:read")).status_code == 403

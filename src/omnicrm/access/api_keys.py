@@ -19,6 +19,7 @@ SCOPES = {
     "customers:write": "join and split customers (OneID operator actions), set manual tags",
     "segments:read": "count audiences, read segments, their snapshots and members",
     "segments:write": "save, change and delete segments; take snapshots",
+    "analytics:read": "read the analytics reports (repeat purchase, cohorts, RFM, value, channels, OneID)",
     "admin": "everything",
 }
 
