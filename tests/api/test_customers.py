@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -10,35 +10,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from omnicrm.access.api_keys import create_api_key
-from omnicrm.api.app import create_app
-from omnicrm.demo import load_demo
-from omnicrm.identity.refresh import refresh_identity
-from omnicrm.portrait.refresh import refresh_portrait
-from omnicrm.settings import load_settings
-from omnicrm.store.derived import DerivedStore
-from omnicrm.store.engine import Engine
-from omnicrm.store.facts import FactsStore
-from omnicrm.store.state import StateStore
+from tests.api.conftest import demo_merchant
 
 
 @pytest.fixture(scope="module")
 def merchant(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small demo merchant with OneID refreshed, shared by the tests of this module."""
-    root = tmp_path_factory.mktemp("api")
-    settings = load_settings(data_dir=root, loader_interval_seconds=0)
-    state = StateStore(settings.state_database_url)
-    facts = FactsStore(settings.facts_dir)
-    load_demo(state, facts, data_dir=root, people=200, seed=5, progress=False, say=lambda _: None)
-    refresh_identity(state, Engine(facts), DerivedStore(settings.derived_dir))
-    refresh_portrait(state, Engine(facts), DerivedStore(settings.derived_dir))
-    state.dispose()
-    return root
+    """A small demo merchant with OneID and the portrait refreshed, shared by the tests of this module."""
+    return demo_merchant(tmp_path_factory.mktemp("api"), people=200, seed=5)
 
 
 @pytest.fixture
-def client(merchant: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(load_settings(data_dir=merchant, loader_interval_seconds=0))) as c:
-        yield c
+def client(merchant: Path, client_of: Callable[[Path], Iterator[TestClient]]) -> Iterator[TestClient]:
+    yield from client_of(merchant)
 
 
 def bearer(client: TestClient, *scopes: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ import ibis.expr.types as ir
 from omnicrm.errors import InputError
 from omnicrm.portrait.bases import days_since
 from omnicrm.portrait.inputs import PortraitInputs, json_text
-from omnicrm.portrait.tags.rules import ConditionCompiler
+from omnicrm.portrait.tags.rules import ConditionCompiler, combine
 from omnicrm.segments.language import validate_shape
 
 __all__ = ["SegmentQuery", "compile_segment"]
@@ -89,11 +89,7 @@ class _Walker:
     def walk(self, node: Mapping[str, Any], where: str) -> ir.BooleanValue:
         for group in ("all", "any"):
             if group in node:
-                parts = [self.walk(p, f"{where}.{group}[{i}]") for i, p in enumerate(node[group])]
-                out = parts[0]
-                for p in parts[1:]:
-                    out = (out & p) if group == "all" else (out | p)
-                return out
+                return combine(group, [self.walk(p, f"{where}.{group}[{i}]") for i, p in enumerate(node[group])])
         if "not" in node:
             return ~self.walk(node["not"], f"{where}.not")
         if "did" in node:

@@ -80,6 +80,17 @@ def _insert(state: StateStore, values: dict[str, Any]) -> TagDefinition:
     return _definition(row)
 
 
+def _define(
+    state: StateStore, known: Mapping[str, str], origin: str, rule: Any, fields: dict[str, Any]
+) -> TagDefinition:
+    if fields["id"] in known:
+        raise Conflict(f"tag '{fields['id']}' already exists as a built-in or custom tag; choose another id")
+    if origin == "rule":
+        compile_rule(rule, fields["value_type"], _types_table(known), known)
+    text = json.dumps(rule, ensure_ascii=False) if origin == "rule" else None
+    return _insert(state, {**fields, "origin": origin, "rule": text})
+
+
 def define_rule_tag(
     state: StateStore,
     known: Mapping[str, str],
@@ -94,27 +105,9 @@ def define_rule_tag(
     description_en: str = "",
 ) -> TagDefinition:
     """Create a rule tag after compiling its rule against the known tags (``known``: id → value type)."""
-    if tag_id in known:
-        _refuse_existing(tag_id)
-    compile_rule(rule, value_type, _types_table(known), known)
-    return _insert(
-        state,
-        {
-            "id": tag_id,
-            "origin": "rule",
-            "name_zh": name_zh,
-            "name_en": name_en,
-            "description_zh": description_zh,
-            "description_en": description_en,
-            "value_type": value_type,
-            "rule": json.dumps(rule, ensure_ascii=False),
-            "created_by": by,
-        },
-    )
-
-
-def _refuse_existing(tag_id: str) -> None:
-    raise Conflict(f"tag '{tag_id}' already exists as a built-in or custom tag; choose another id")
+    fields = {"id": tag_id, "name_zh": name_zh, "name_en": name_en, "description_zh": description_zh,
+              "description_en": description_en, "value_type": value_type, "created_by": by}  # fmt: skip
+    return _define(state, known, "rule", rule, fields)
 
 
 def define_manual_tag(
@@ -129,22 +122,10 @@ def define_manual_tag(
     description_zh: str = "",
     description_en: str = "",
 ) -> TagDefinition:
-    if tag_id in known:
-        _refuse_existing(tag_id)
-    return _insert(
-        state,
-        {
-            "id": tag_id,
-            "origin": "manual",
-            "name_zh": name_zh,
-            "name_en": name_en,
-            "description_zh": description_zh,
-            "description_en": description_en,
-            "value_type": value_type,
-            "rule": None,
-            "created_by": by,
-        },
-    )
+    """Create a tag whose values staff set by hand or by import."""
+    fields = {"id": tag_id, "name_zh": name_zh, "name_en": name_en, "description_zh": description_zh,
+              "description_en": description_en, "value_type": value_type, "created_by": by}  # fmt: skip
+    return _define(state, known, "manual", None, fields)
 
 
 def delete_tag(state: StateStore, tag_id: str) -> None:

@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 
 from omnicrm.errors import InputError, Problem
 
-__all__ = ["OPERATORS", "ConditionCompiler", "compile_condition", "compile_rule", "rule_fields"]
+__all__ = ["OPERATORS", "ConditionCompiler", "combine", "compile_condition", "compile_rule", "rule_fields"]
 
 _ORDERED = ("=", "!=", ">", ">=", "<", "<=", "between")
 OPERATORS: dict[str, tuple[str, ...]] = {
@@ -27,6 +27,14 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     "list": ("contains", "any_of", "all_of", "is_empty", "not_empty"),
 }
 _NO_VALUE = {"is_null", "not_null", "is_true", "is_false", "is_empty", "not_empty"}
+
+
+def combine(group: str, parts: list[ir.BooleanValue]) -> ir.BooleanValue:
+    """``all`` (AND) or ``any`` (OR) of compiled conditions."""
+    out = parts[0]
+    for part in parts[1:]:
+        out = (out & part) if group == "all" else (out | part)
+    return out
 
 
 class ConditionCompiler:
@@ -47,11 +55,7 @@ class ConditionCompiler:
                 parts = node[group]
                 if not isinstance(parts, list) or not parts:
                     return self.fail(f"{where}.{group}", "must be a non-empty list of conditions")
-                compiled = [self.condition(p, f"{where}.{group}[{i}]") for i, p in enumerate(parts)]
-                out = compiled[0]
-                for c in compiled[1:]:
-                    out = (out & c) if group == "all" else (out | c)
-                return out
+                return combine(group, [self.condition(p, f"{where}.{group}[{i}]") for i, p in enumerate(parts)])
         if "not" in node:
             return ~self.condition(node["not"], f"{where}.not")
         return self.compare(node, where)
