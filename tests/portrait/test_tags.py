@@ -34,7 +34,7 @@ INGESTED = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 MAY_BE_EMPTY = {
     "recency_days", "tenure_days", "purchase_interval_days", "avg_order_value", "avg_unit_price", "birthday_month",
     "member_tenure_days", "r_score", "p_alive", "expected_purchases_30d", "expected_purchases_90d",
-    "expected_purchases_365d", "expected_spend", "clv_365d",
+    "expected_purchases_365d", "expected_spend", "clv_365d", "repeat_propensity",
 }  # fmt: skip
 
 

@@ -55,7 +55,7 @@ def local_date(ts: ir.TimestampValue) -> ir.DateValue:
 
 def promotion_kind(promotion: ir.StringValue, created_at: ir.TimestampValue, online: ir.BooleanValue) -> ir.StringValue:
     """double11 / double12 / 618 / other / null: the order's declared promotion, else (online orders only) the
-    shopping festival its day falls in."""
+    shopping festival its day falls in (1–11 November, 10–12 December, 1–18 June)."""
     p = promotion.lower()
     day = local_date(created_at)
     month, dom = day.month(), day.day()
@@ -65,7 +65,7 @@ def promotion_kind(promotion: ir.StringValue, created_at: ir.TimestampValue, onl
         (p.re_search(r"618"), "618"),
         (p.notnull() & (p != ""), "other"),
         (online & (month == 11) & (dom <= 11), "double11"),
-        (online & (month == 12) & (dom <= 12), "double12"),
+        (online & (month == 12) & (dom >= 10) & (dom <= 12), "double12"),
         (online & (month == 6) & (dom <= 18), "618"),
         else_=ibis.null("string"),
     )
@@ -127,6 +127,10 @@ class PortraitInputs:
                 order_by=[t.ingested_at.desc(), t.ingest_id.desc(), t.source_line.desc()],
             )
             t = t.mutate(version=latest).filter(lambda x: x.version == 0).drop("version")
+            # a refund after the as-of moment had not happened yet (an unknown refund time counts)
+            later = t.refunded_at.notnull() & (t.refunded_at > self.cutoff)
+            t = t.mutate(refunded_amount=ibis.cases((later, ibis.literal(0).cast(t.refunded_amount.type())),
+                                                    else_=t.refunded_amount))  # fmt: skip
             t = t.mutate(channel=order_channel("order_line", t))
             self._cache["order_lines"] = t.mutate(
                 promotion_kind=promotion_kind(t.promotion, t.created_at, t.channel != "store")

@@ -20,10 +20,12 @@ from typing import Any
 import duckdb
 import ibis
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from omnicrm.errors import NotFound
+from omnicrm.errors import InputError, NotFound
 from omnicrm.portrait.inputs import PortraitInputs
+from omnicrm.portrait.propensity import PropensityModel, score_current, train_propensity
 from omnicrm.portrait.tags.catalogue import BUILTIN
 from omnicrm.portrait.tags.compute import compute_tags
 from omnicrm.portrait.tags.custom import load_custom, manual_values
@@ -38,6 +40,7 @@ from omnicrm.store.state import StateStore
 __all__ = ["AREA", "PortraitRefresh", "catalogue", "known_types", "refresh_portrait"]
 
 AREA = "portrait"
+PROPENSITY_REFIT = dt.timedelta(days=7)
 Say = Callable[[str], None]
 
 
@@ -116,6 +119,49 @@ def _type_of(t: pa.DataType) -> str:
     return "category"
 
 
+def _propensity(
+    inputs: PortraitInputs,
+    identifiers: Any,
+    tags: pa.Table,
+    derived: DerivedStore,
+    previous: dict[str, Any] | None,
+    full: bool,
+    say: Say,
+) -> tuple[pa.Table, dict[str, Any]]:
+    """The propensity columns: the model is refitted weekly (or with ``full``), else loaded from the cache."""
+    folder = derived.cache(AREA, "propensity")
+    fitted_at = dt.datetime.fromisoformat(previous["fitted_at"]) if previous and previous.get("fitted_at") else None
+    info: dict[str, Any]
+    model: PropensityModel | None = None
+    if (
+        not full
+        and fitted_at is not None
+        and inputs.as_of - fitted_at < PROPENSITY_REFIT
+        and (folder / "model.txt").exists()
+    ):
+        model = PropensityModel.load(folder)
+        info = {**(previous or {}), "reused": True}
+    else:
+        say("repeat-purchase propensity (LightGBM, trained on past promotion cohorts)…")
+        try:
+            model = train_propensity(inputs, identifiers=identifiers, say=say)
+            model.save(folder)
+            info = {"fitted_at": inputs.as_of.isoformat(), "auc_holdout": model.auc_holdout,
+                    "baseline_auc_holdout": model.baseline_auc_holdout, "reused": False}  # fmt: skip
+        except InputError as exc:
+            info = {"skipped": str(exc).splitlines()[0]}
+    n = tags.num_rows
+    score = pa.nulls(n, pa.float64())
+    reasons = pa.nulls(n, pa.list_(pa.string()))
+    if model is not None:
+        scored = score_current(model, inputs, tags)
+        score, reasons = scored["repeat_propensity"].cast(pa.float64()), scored["propensity_reasons"]
+    empty = pa.scalar([], pa.list_(pa.string()))
+    reasons = pc.if_else(pc.is_null(reasons), empty, reasons)
+    tags = tags.append_column("repeat_propensity", score).append_column("propensity_reasons", reasons)
+    return tags, info
+
+
 def refresh_portrait(
     state: StateStore,
     engine: Engine,
@@ -138,8 +184,9 @@ def refresh_portrait(
     interests = interest_basis(inputs)
     identifiers = engine.parquet([identity / "identifiers.parquet"], "identifiers")
     result = compute_tags(inputs, BUILTIN, extra_bases=[value.table, interests], identifiers=identifiers, say=say)
+    tags, propensity = _propensity(inputs, identifiers, result.tags, derived, previous.get("propensity"), full, say)
     custom = load_custom(state)
-    tags = _add_custom(result.tags, custom, manual_values(state, custom), identity / "redirects.parquet")
+    tags = _add_custom(tags, custom, manual_values(state, custom), identity / "redirects.parquet")
     snapshot = derived.new_snapshot(AREA)
     computed_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     stats = {
@@ -148,6 +195,7 @@ def refresh_portrait(
         "computed_at": computed_at,
         "identity_snapshot": identity.name,
         "value": value.info,
+        "propensity": propensity,
         "tags": len(BUILTIN) + len(custom),
     }
     pq.write_table(tags, snapshot / "tags.parquet", compression="zstd")
