@@ -96,10 +96,10 @@ def test_tags_catalogue_and_a_customers_tags_with_reasons(client: TestClient) ->
 
 def test_manual_tags_through_the_api(client: TestClient) -> None:
     from omnicrm.portrait.refresh import catalogue, known_types
-    from omnicrm.portrait.tags.custom import define_manual_tag
+    from omnicrm.portrait.tags.custom import define_tag
 
     store = client.app.state.state_store  # type: ignore[attr-defined]
-    define_manual_tag(store, known_types(catalogue(store)), tag_id="vip_note", name_zh="贵宾", name_en="VIP",
+    define_tag(store, known_types(catalogue(store)), tag_id="vip_note", name_zh="贵宾", name_en="VIP",
                       value_type="category", by="test")  # fmt: skip
     customer, _ = a_phone(client)
     path = f"/api/customers/{customer}/tags/vip_note"

@@ -22,7 +22,6 @@ from omnicrm.portrait.propensity import (
     feature_portrait,
     find_promotions,
     fit_propensity,
-    materialised_inputs,
     score_current,
 )
 from omnicrm.store.derived import DerivedStore
@@ -113,7 +112,7 @@ def test_saved_model_scores_the_same(tmp_path: Path, merchant: Merchant, model: 
 def test_score_current_scores_the_latest_cohort_that_has_not_come_back(
     merchant: Merchant, model: PropensityModel
 ) -> None:
-    now = materialised_inputs(merchant.inputs)
+    now = merchant.inputs.materialised()
     tags = feature_portrait(now, merchant.identifiers)
     scored = score_current(model, now, tags)
     assert scored["customer_id"].equals(tags["customer_id"])

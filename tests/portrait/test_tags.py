@@ -21,7 +21,7 @@ from omnicrm.portrait.inputs import PortraitInputs
 from omnicrm.portrait.refresh import AREA, catalogue, known_types, refresh_portrait
 from omnicrm.portrait.tags.catalogue import BUILTIN
 from omnicrm.portrait.tags.compute import compute_tags
-from omnicrm.portrait.tags.custom import define_manual_tag, define_rule_tag, import_manual, set_manual
+from omnicrm.portrait.tags.custom import define_tag, import_manual, set_manual
 from omnicrm.portrait.tags.model import TagDefinition
 from omnicrm.store.derived import DerivedStore
 from omnicrm.store.engine import Engine
@@ -189,13 +189,13 @@ def test_explanations_name_the_inputs(shop: Shop) -> None:
 
 def test_rule_and_manual_tags(shop: Shop) -> None:
     known = known_types(catalogue(shop.state))
-    define_rule_tag(
+    define_tag(
         shop.state, known, tag_id="vip", name_zh="贵宾", name_en="VIP", value_type="category", by="test",
         rule={"cases": [{"when": {"all": [{"tag": "monetary", "op": ">=", "value": 1000},
                                           {"tag": "lifecycle_stage", "op": "in", "value": ["active", "new"]}]},
                          "then": "gold"}], "else": "regular"},
     )  # fmt: skip
-    define_manual_tag(shop.state, known, tag_id="bakes", name_zh="爱烘焙", name_en="Bakes", value_type="bool", by="t")
+    define_tag(shop.state, known, tag_id="bakes", name_zh="爱烘焙", name_en="Bakes", value_type="bool", by="t")
     d = shop.customer("member_card", "M001")
     set_manual(shop.state, d, "bakes", True, by="clerk", note="asked about the baking class")
     shop.refresh()
@@ -214,7 +214,7 @@ def test_bad_rules_are_refused_naming_the_place(shop: Shop) -> None:
 
     def refused(rule: Any, value_type: str = "bool") -> str:
         with pytest.raises(InputError) as err:
-            define_rule_tag(shop.state, known, tag_id="x_tag", name_zh="x", name_en="x", value_type=value_type,
+            define_tag(shop.state, known, tag_id="x_tag", name_zh="x", name_en="x", value_type=value_type,
                             rule=rule, by="t")  # fmt: skip
         return str(err.value.as_dict() if hasattr(err.value, "as_dict") else err.value) + repr(err.value.problems)
 
@@ -225,21 +225,21 @@ def test_bad_rules_are_refused_naming_the_place(shop: Shop) -> None:
     assert "must be a number" in refused({"when": {"tag": "monetary", "op": ">", "value": "1000; DROP TABLE"}})
     assert "cases" in refused({"when": {"tag": "is_member", "op": "is_true"}}, "category")
     with pytest.raises(Conflict):
-        define_rule_tag(shop.state, known, tag_id="monetary", name_zh="x", name_en="x", value_type="bool",
+        define_tag(shop.state, known, tag_id="monetary", name_zh="x", name_en="x", value_type="bool",
                         rule={"when": {"tag": "is_member", "op": "is_true"}}, by="t")  # fmt: skip
 
 
 def test_hostile_text_in_a_rule_is_a_value_not_sql(shop: Shop) -> None:
     known = known_types(catalogue(shop.state))
     hostile = "连衣裙'; DROP TABLE tags; --"
-    define_rule_tag(shop.state, known, tag_id="odd", name_zh="x", name_en="x", value_type="bool", by="t",
+    define_tag(shop.state, known, tag_id="odd", name_zh="x", name_en="x", value_type="bool", by="t",
                     rule={"when": {"tag": "preferred_category", "op": "=", "value": hostile}})  # fmt: skip
     shop.refresh()
     assert shop.tags(shop.customer("phone", "13900000001"))["odd"] is False
 
 
 def test_manual_import_is_all_or_nothing(shop: Shop, tmp_path: Path) -> None:
-    define_manual_tag(shop.state, known_types(catalogue(shop.state)), tag_id="tier", name_zh="等级", name_en="Tier",
+    define_tag(shop.state, known_types(catalogue(shop.state)), tag_id="tier", name_zh="等级", name_en="Tier",
                       value_type="number", by="t")  # fmt: skip
     a, b = shop.customer("phone", "13900000001"), shop.customer("phone", "13900000002")
     bad = tmp_path / "bad.csv"

@@ -89,10 +89,8 @@ def snapshot_due(ctx: Context) -> list[dict[str, Any]]:
     """Take the snapshots that segments' schedules ask for (run by ``omnicrm refresh``)."""
     from omnicrm.segments.saved import due_segments, take_snapshot
 
-    due = due_segments(ctx.state, _engine(ctx).now)
-    if not due:
-        return []
     engine = _engine(ctx)
+    due = due_segments(ctx.state, engine.now)
     return [take_snapshot(ctx.state, engine, ctx.settings.derived_dir / "segments", sid) for sid in due]
 
 

@@ -114,11 +114,11 @@ def define_rule(
 ) -> None:
     """Define a tag computed from other tags by a rule (evaluated at every refresh)."""
     from omnicrm.portrait.refresh import catalogue, known_types
-    from omnicrm.portrait.tags.custom import define_rule_tag
+    from omnicrm.portrait.tags.custom import define_tag
 
     ctx = Context.load()
     known = known_types(catalogue(ctx.state))
-    d = define_rule_tag(ctx.state, known, tag_id=tag_id, name_zh=name_zh, name_en=name_en, value_type=value_type,
+    d = define_tag(ctx.state, known, tag_id=tag_id, name_zh=name_zh, name_en=name_en, value_type=value_type,
                         rule=_json_arg(rule, "--rule"), by=getpass.getuser())  # fmt: skip
     console.print(f"tag {d.id} defined from {', '.join(d.inputs)}; run `omnicrm refresh --only portrait` to compute it")
 
@@ -132,10 +132,10 @@ def define_manual(
 ) -> None:
     """Define a tag whose values staff set by hand or by import."""
     from omnicrm.portrait.refresh import catalogue, known_types
-    from omnicrm.portrait.tags.custom import define_manual_tag
+    from omnicrm.portrait.tags.custom import define_tag
 
     ctx = Context.load()
-    d = define_manual_tag(ctx.state, known_types(catalogue(ctx.state)), tag_id=tag_id, name_zh=name_zh,
+    d = define_tag(ctx.state, known_types(catalogue(ctx.state)), tag_id=tag_id, name_zh=name_zh,
                           name_en=name_en, value_type=value_type, by=getpass.getuser())  # fmt: skip
     console.print(f"manual tag {d.id} defined")
 

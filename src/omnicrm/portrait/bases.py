@@ -12,7 +12,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from omnicrm.portrait.inputs import PortraitInputs, json_number, json_text, local_date
+from omnicrm.portrait.inputs import CHINA_OFFSET_SECONDS, PortraitInputs, json_number, json_text, local_date
 
 __all__ = [
     "COMPLAINT_PATTERN",
@@ -27,7 +27,6 @@ __all__ = [
 ]
 
 DAY = 86_400
-LOCAL_OFFSET_SECONDS = 8 * 3600  # China time, no daylight saving
 CHANNELS = ("marketplace", "web", "wechat", "store")
 PROMOTIONS = ("double11", "double12", "618")
 # Words of a complaint in Chinese and English service messages (intent detection proper is the inbox's).
@@ -39,8 +38,8 @@ COMPLAINT_PATTERN = (
 
 def days_since(as_of: dt.datetime, ts: ir.TimestampValue) -> ir.IntegerValue:
     """Calendar days (China time) from ``ts`` to the as-of moment: yesterday is 1, whatever the hour."""
-    today = (int(as_of.timestamp()) + LOCAL_OFFSET_SECONDS) // DAY
-    return today - ((ts.epoch_seconds() + LOCAL_OFFSET_SECONDS) / DAY).floor().cast("int64")
+    today = (int(as_of.timestamp()) + CHINA_OFFSET_SECONDS) // DAY
+    return today - ((ts.epoch_seconds() + CHINA_OFFSET_SECONDS) / DAY).floor().cast("int64")
 
 
 def purchases(inputs: PortraitInputs) -> ir.Table:

@@ -23,10 +23,11 @@ from omnicrm.identity.extract import record_key
 from omnicrm.store.derived import DerivedStore
 from omnicrm.store.engine import Engine
 
-__all__ = ["PortraitInputs", "json_number", "json_text", "local_date"]
+__all__ = ["CHINA", "CHINA_OFFSET_SECONDS", "PortraitInputs", "json_number", "json_text", "local_date"]
 
 # China keeps one time zone and no daylight saving: local dates are UTC + 8 hours.
-_LOCAL_OFFSET = ibis.interval(hours=8)
+CHINA = dt.timezone(dt.timedelta(hours=8))
+CHINA_OFFSET_SECONDS = 8 * 3600
 _MONEY = "decimal(18, 2)"
 
 
@@ -50,7 +51,7 @@ def json_number(doc: ir.StringValue, name: str) -> ir.FloatingValue:
 
 def local_date(ts: ir.TimestampValue) -> ir.DateValue:
     """The merchant's calendar day (China time) of a UTC timestamp."""
-    return (ts + _LOCAL_OFFSET).date()
+    return (ts + ibis.interval(seconds=CHINA_OFFSET_SECONDS)).date()
 
 
 def promotion_kind(promotion: ir.StringValue, created_at: ir.TimestampValue, online: ir.BooleanValue) -> ir.StringValue:
@@ -84,6 +85,9 @@ def order_channel(kind: str, t: ir.Table) -> ir.StringValue:
     )
 
 
+TABLES = ("order_lines", "events", "people", "messages", "orders")
+
+
 @dataclass
 class PortraitInputs:
     """Facts with ``customer_id``, as of a moment; tables are built lazily and shared."""
@@ -113,6 +117,18 @@ class PortraitInputs:
         t = self.engine.fact_table(kind)
         t = t.filter(t[time_column] <= self.cutoff).mutate(record_key=record_key(kind, t))
         return t.join(self.records, "record_key").drop("record_key")
+
+    def materialised(
+        self,
+        as_of: dt.datetime | None = None,
+        tables: tuple[str, ...] = ("order_lines", "events", "people", "messages", "orders"),
+    ) -> PortraitInputs:
+        """The same inputs (as of ``as_of``, default the same moment) with ``tables`` computed once in the engine,
+        for work that reads them many times. Order matters: orders read order lines and events."""
+        out = PortraitInputs(self.engine, self.records, as_of or self.as_of)
+        for name in tables:
+            out._cache[name] = self.engine.materialise(getattr(out, name)(), name)
+        return out
 
     def customers(self) -> ir.Table:
         """Every customer OneID knows (one row each), whether or not they ever bought."""

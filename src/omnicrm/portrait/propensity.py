@@ -37,7 +37,7 @@ from sklearn.preprocessing import StandardScaler
 
 from omnicrm.errors import InputError, Problem
 from omnicrm.portrait.bases import PROMOTIONS
-from omnicrm.portrait.inputs import PortraitInputs, local_date
+from omnicrm.portrait.inputs import CHINA, PortraitInputs, local_date
 from omnicrm.portrait.tags.catalogue import BUILTIN
 from omnicrm.portrait.tags.compute import compute_tags
 from omnicrm.portrait.tags.model import arrow_type
@@ -54,13 +54,11 @@ __all__ = [
     "feature_portrait",
     "find_promotions",
     "fit_propensity",
-    "materialised_inputs",
     "rfm_matrix",
     "score_current",
     "train_propensity",
 ]
 
-CHINA = dt.timezone(dt.timedelta(hours=8))
 # The portrait tags the model reads. Left out: place and product attributes with many values (city, province,
 # brand, sizes, colour), birthday_month (a date, not a behaviour) and text interests (costly; little signal).
 FEATURE_TAGS: tuple[str, ...] = (
@@ -82,7 +80,6 @@ MIN_TRAIN, MIN_TRAIN_CLASS = 100, 10
 MIN_HOLDOUT, MIN_HOLDOUT_CLASS = 30, 5
 MIN_PROMOTION_ORDERS = 20
 TOP_REASONS = 3
-INPUT_TABLES = ("order_lines", "events", "people", "messages", "orders")
 # Small trees for a few thousand buyers; chosen on an inner time split (train 618 + Double 11 2025, validate on
 # Double 12 2025) of two simulated merchants, never on the hold-out.
 PARAMS: dict[str, Any] = {
@@ -179,7 +176,7 @@ def cohort_examples(
 ) -> pa.Table:  # fmt: skip
     """One row per cohort member: customer_id, cohort, label and the feature tags at the cut."""
     cut = promotion.feature_cut(lag_days)
-    at_cut = materialised_inputs(inputs, cut)
+    at_cut = inputs.materialised(cut)
     members = _cohort(at_cut, promotion)
     labels = inputs.engine.to_arrow(_labels(inputs, members, cut, promotion.label_end(lag_days, horizon_days)))
     labels = labels.sort_by("customer_id")
@@ -188,17 +185,6 @@ def cohort_examples(
     cohort = pa.array([promotion.name] * labels.num_rows, pa.string())
     head = {"customer_id": labels["customer_id"], "cohort": cohort, "label": labels["label"]}
     return pa.table(head | {c: rows[c] for c in rows.column_names if c != "customer_id"})
-
-
-def materialised_inputs(
-    inputs: PortraitInputs, as_of: dt.datetime | None = None, tables: Sequence[str] = INPUT_TABLES
-) -> PortraitInputs:
-    """Inputs as of ``as_of`` (default: the same) whose ``tables`` are computed once, as every basis and query
-    reads them again. (Fills PortraitInputs' own cache: a public way to do it belongs in ``portrait.inputs``.)"""
-    out = PortraitInputs(inputs.engine, inputs.records, as_of or inputs.as_of)
-    for name in tables:  # in order: orders read order lines and events
-        out._cache[name] = inputs.engine.materialise(getattr(out, name)(), name)
-    return out
 
 
 def _data_end(inputs: PortraitInputs) -> dt.datetime:
@@ -392,7 +378,7 @@ def build_examples(
     """Training and hold-out examples (``cohort_examples`` rows) of the promotion cohorts in ``inputs`` (the
     merchant now). By default the hold-out is the latest cohort whose label window has ended, and the training
     set every cohort whose label window ended before the hold-out's feature cut."""
-    now = materialised_inputs(inputs, tables=["orders"])
+    now = inputs.materialised(tables=("orders",))
     data_end = _data_end(now)
     chosen, held = _split(find_promotions(now), data_end, lag_days, horizon_days, train, holdout)
     parts = []

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import ibis
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -34,7 +33,7 @@ from omnicrm.portrait.tags.rules import compile_rule
 from omnicrm.portrait.texts import interest_basis
 from omnicrm.portrait.value import value_scores
 from omnicrm.store.derived import DerivedStore
-from omnicrm.store.engine import Engine
+from omnicrm.store.engine import Engine, duckdb_backend
 from omnicrm.store.state import StateStore
 
 __all__ = ["AREA", "PortraitRefresh", "catalogue", "known_types", "refresh_portrait"]
@@ -86,27 +85,28 @@ def _redirected(manual: pa.Table, redirects: Path) -> pa.Table:
 def _add_custom(
     tags: pa.Table, custom: Sequence[TagDefinition], manual: dict[str, pa.Table], redirects: Path
 ) -> pa.Table:
-    """Manual tag columns, then rule tag columns (rules read built-in and manual tags, and earlier rule tags)."""
-    con = ibis.duckdb.connect()
-    con.raw_sql("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
+    """Manual tag columns, then rule tag columns (rules read built-in and manual tags, and earlier rule tags),
+    as one expression run once."""
+    if not custom:
+        return tags
+    con = duckdb_backend()
+    table = con.create_table("wide", tags)
+    types = {name: _type_of(tags.schema.field(name).type) for name in tags.column_names if name != "customer_id"}
     for d in custom:
         if d.origin != "manual":
             continue
         values = _redirected(manual[d.id], redirects) if manual[d.id].num_rows else manual[d.id]
-        joined = con.create_table("wide", tags, overwrite=True).left_join(
-            con.create_table("manual", values, overwrite=True), "customer_id"
-        )
-        tags = joined.drop("customer_id_right").to_pyarrow()
-    types = {name: _type_of(tags.schema.field(name).type) for name in tags.column_names if name != "customer_id"}
+        table = table.left_join(con.create_table(f"manual_{d.id}", values), "customer_id").drop("customer_id_right")
+        types[d.id] = d.value_type
     for d in custom:
         if d.origin != "rule":
             continue
-        table = con.create_table("wide", tags, overwrite=True)
         value = compile_rule(d.rule, d.value_type, table, types, where=f"tag {d.id}: rule")
-        column = table.select(v=value.cast(arrow_type(d.value_type))).to_pyarrow()["v"]
-        tags = tags.append_column(pa.field(d.id, arrow_type(d.value_type)), column)
+        table = table.mutate(**{d.id: value.cast(arrow_type(d.value_type))})
         types[d.id] = d.value_type
-    return tags
+    out = table.order_by("customer_id").to_pyarrow()
+    order = [*tags.column_names, *(d.id for d in custom)]
+    return out.select(order)
 
 
 def _type_of(t: pa.DataType) -> str:

@@ -17,13 +17,12 @@ import ibis.expr.types as ir
 
 from omnicrm.errors import InputError
 from omnicrm.portrait.bases import days_since
-from omnicrm.portrait.inputs import PortraitInputs, json_text
+from omnicrm.portrait.inputs import CHINA, PortraitInputs, json_text
 from omnicrm.portrait.tags.rules import ConditionCompiler, combine
 from omnicrm.segments.language import validate_shape
 
 __all__ = ["SegmentQuery", "compile_segment"]
 
-_CHINA = dt.timezone(dt.timedelta(hours=8))
 _LINE_FIELDS = {"category", "brand", "size", "colour"}
 _EVENTS = {"view": "Product Viewed", "add_to_cart": "Product Added", "search": "Products Searched"}
 
@@ -35,7 +34,7 @@ class SegmentQuery:
 
 
 def _local_midnight(day: str) -> ir.TimestampScalar:
-    moment = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), _CHINA).astimezone(dt.UTC)
+    moment = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), CHINA).astimezone(dt.UTC)
     return ibis.timestamp(moment.isoformat())
 
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from omnicrm.store.facts import SCHEMAS, FactsStore
 
-__all__ = ["Engine", "spark_session"]
+__all__ = ["Engine", "duckdb_backend", "spark_session"]
 
 
 def spark_session(app_name: str = "omnicrm", *, master: str = "local[2]", jars: Sequence[str] = ()) -> Any:
@@ -40,6 +40,16 @@ def spark_session(app_name: str = "omnicrm", *, master: str = "local[2]", jars: 
     )
 
 
+def duckdb_backend() -> Any:
+    """An in-process Ibis DuckDB connection set up the way every omnicrm query expects."""
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET enable_progress_bar = false")
+    con.raw_sql("SET TimeZone = 'UTC'")
+    # Ibis 12 writes array lambdas as `x -> ...`, which DuckDB 2.0 refuses unless told otherwise
+    con.raw_sql("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
+    return con
+
+
 def _spark_schema(kind: str) -> Any:
     """The Spark schema of a fact kind, from its Arrow schema (so every file reads alike)."""
     from pyspark.sql.pandas.types import from_arrow_schema
@@ -54,11 +64,7 @@ class Engine:
         self.facts = facts
         self.kind = kind
         if kind == "duckdb":
-            self.con = ibis.duckdb.connect()
-            self.con.raw_sql("SET enable_progress_bar = false")
-            self.con.raw_sql("SET TimeZone = 'UTC'")
-            # Ibis 12 writes array lambdas as `x -> ...`, which DuckDB 2.0 refuses unless told otherwise
-            self.con.raw_sql("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
+            self.con = duckdb_backend()
         elif kind == "spark":
             self.spark = spark or spark_session()
             self.con = ibis.pyspark.connect(self.spark)

@@ -21,8 +21,7 @@ from omnicrm.store.state import StateStore, utcnow
 
 __all__ = [
     "clear_manual",
-    "define_manual_tag",
-    "define_rule_tag",
+    "define_tag",
     "delete_tag",
     "import_manual",
     "load_custom",
@@ -80,37 +79,7 @@ def _insert(state: StateStore, values: dict[str, Any]) -> TagDefinition:
     return _definition(row)
 
 
-def _define(
-    state: StateStore, known: Mapping[str, str], origin: str, rule: Any, fields: dict[str, Any]
-) -> TagDefinition:
-    if fields["id"] in known:
-        raise Conflict(f"tag '{fields['id']}' already exists as a built-in or custom tag; choose another id")
-    if origin == "rule":
-        compile_rule(rule, fields["value_type"], _types_table(known), known)
-    text = json.dumps(rule, ensure_ascii=False) if origin == "rule" else None
-    return _insert(state, {**fields, "origin": origin, "rule": text})
-
-
-def define_rule_tag(
-    state: StateStore,
-    known: Mapping[str, str],
-    *,
-    tag_id: str,
-    name_zh: str,
-    name_en: str,
-    value_type: str,
-    rule: Any,
-    by: str,
-    description_zh: str = "",
-    description_en: str = "",
-) -> TagDefinition:
-    """Create a rule tag after compiling its rule against the known tags (``known``: id → value type)."""
-    fields = {"id": tag_id, "name_zh": name_zh, "name_en": name_en, "description_zh": description_zh,
-              "description_en": description_en, "value_type": value_type, "created_by": by}  # fmt: skip
-    return _define(state, known, "rule", rule, fields)
-
-
-def define_manual_tag(
+def define_tag(
     state: StateStore,
     known: Mapping[str, str],
     *,
@@ -119,13 +88,22 @@ def define_manual_tag(
     name_en: str,
     value_type: str,
     by: str,
+    rule: Any = None,
     description_zh: str = "",
     description_en: str = "",
 ) -> TagDefinition:
-    """Create a tag whose values staff set by hand or by import."""
-    fields = {"id": tag_id, "name_zh": name_zh, "name_en": name_en, "description_zh": description_zh,
-              "description_en": description_en, "value_type": value_type, "created_by": by}  # fmt: skip
-    return _define(state, known, "manual", None, fields)
+    """Create a merchant tag: a rule tag when ``rule`` is given (compiled first against the known tags,
+    ``known``: id → value type), else a manual tag whose values staff set by hand or by import."""
+    if tag_id in known:
+        raise Conflict(f"tag '{tag_id}' already exists as a built-in or custom tag; choose another id")
+    if rule is not None:
+        compile_rule(rule, value_type, _types_table(known), known)
+    return _insert(
+        state,
+        {"id": tag_id, "origin": "manual" if rule is None else "rule", "name_zh": name_zh, "name_en": name_en,
+         "description_zh": description_zh, "description_en": description_en, "value_type": value_type,
+         "rule": None if rule is None else json.dumps(rule, ensure_ascii=False), "created_by": by},
+    )  # fmt: skip
 
 
 def delete_tag(state: StateStore, tag_id: str) -> None:
