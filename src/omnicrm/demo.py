@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from omnicrm.customers.timeline import refresh_timeline
 from omnicrm.identity.refresh import refresh_identity
 from omnicrm.ingest.importer import ImportSummary, import_file
 from omnicrm.ingest.loader import LoadResult, load
@@ -93,11 +94,13 @@ def load_demo(
 def refresh_demo(
     state: StateStore, facts: FactsStore, derived: DerivedStore, say: Callable[[str], None] = print
 ) -> str:
-    """Run the derived pipeline (OneID, then the portrait) over the demo merchant; lines to show."""
+    """Run the derived pipeline (OneID, the portrait, the timeline) over the demo merchant; lines to show."""
     engine = Engine(facts)
     refreshed = refresh_identity(state, engine, derived, say=say)
     portrait = refresh_portrait(state, engine, derived, say=say)
+    timeline = refresh_timeline(engine, derived, say=say)
     return (
         f"OneID: {refreshed.customers:,} customers from {refreshed.records:,} records in {refreshed.seconds:.0f}s\n"
-        f"portrait: {portrait.tags} tags for {portrait.customers:,} customers in {portrait.seconds:.0f}s"
+        f"portrait: {portrait.tags} tags for {portrait.customers:,} customers in {portrait.seconds:.0f}s\n"
+        f"timeline: {timeline.rows:,} rows for {timeline.customers:,} customers in {timeline.seconds:.0f}s"
     )

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from omnicrm.api.app import create_app
+from omnicrm.customers.timeline import refresh_timeline
 from omnicrm.demo import load_demo
 from omnicrm.identity.refresh import refresh_identity
 from omnicrm.portrait.refresh import refresh_portrait
@@ -27,6 +28,7 @@ def demo_merchant(root: Path, people: int, seed: int) -> Path:
     derived = DerivedStore(settings.derived_dir)
     refresh_identity(state, Engine(facts), derived)
     refresh_portrait(state, Engine(facts), derived)
+    refresh_timeline(Engine(facts), derived)
     state.dispose()
     return root
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from omnicrm.access.api_keys import ApiKey, authenticate
+from omnicrm.customers import view
 from omnicrm.identity import explain as explaining
 from omnicrm.identity import links
 
@@ -57,6 +58,22 @@ def lookup(
 def identifiers(request: Request, key: Key, customer_id: int) -> dict[str, Any]:
     key.require("customers:read")
     return explaining.explain_customer(_snapshot(request), customer_id).as_dict()
+
+
+@router.get("/{customer_id}/360", summary="Identifiers, tags with reasons, orders and a cross-channel timeline")
+def customer_360(
+    request: Request,
+    key: Key,
+    customer_id: int,
+    limit: Annotated[int, Query(ge=1, le=200, description="timeline rows per page")] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    kind: Annotated[list[str] | None, Query(description="order, event, message, profile (default: all)")] = None,
+) -> dict[str, Any]:
+    key.require("customers:read")
+    state = request.app.state
+    return view.customer_360(
+        state.derived, state.state_store, customer_id, limit=limit, offset=offset, kinds=tuple(kind or view.KINDS)
+    )
 
 
 @router.post("/join", summary="Record that two customers are one person (applied by the next refresh)")

@@ -11,17 +11,17 @@ from omnicrm.cli.context import Context, console
 
 __all__ = ["register"]
 
-STEPS = ("identity", "portrait")
+STEPS = ("identity", "portrait", "timeline")
 
 
 def refresh(
     full: Annotated[bool, typer.Option(help="Re-extract every fact and refit the models instead of reusing.")] = False,
-    only: Annotated[str | None, typer.Option(help="Run one step: identity or portrait.")] = None,
+    only: Annotated[str | None, typer.Option(help="Run one step: identity, portrait or timeline.")] = None,
     as_of: Annotated[
         str | None, typer.Option(help="Portrait as of this moment (ISO date or time, UTC); default now.")
     ] = None,
 ) -> None:
-    """Bring derived data (OneID, then every customer's tags) up to date with the facts."""
+    """Bring derived data (OneID, then every customer's tags and timeline) up to date with the facts."""
     if only is not None and only not in STEPS:
         raise typer.BadParameter(f"--only must be one of {', '.join(STEPS)}", param_hint="--only")
     moment = _as_of(as_of)
@@ -34,6 +34,8 @@ def refresh(
 
         for taken in snapshot_due(ctx):
             console.print(f"segment {taken['segment_id']}: snapshot {taken['id']}, {taken['members']:,} members")
+    if only in (None, "timeline"):
+        _timeline(ctx)
 
 
 def _as_of(text: str | None) -> dt.datetime | None:
@@ -75,6 +77,14 @@ def _portrait(ctx: Context, full: bool, as_of: dt.datetime | None) -> None:
     )
     if value.get("skipped"):
         console.print(f"  value tags are empty: {value['skipped']}")
+
+
+def _timeline(ctx: Context) -> None:
+    from omnicrm.customers.timeline import refresh_timeline
+
+    with console.status("timeline…") as status:
+        result = refresh_timeline(ctx.engine, ctx.derived, say=status.update)
+    console.print(f"timeline: {result.rows:,} rows for {result.customers:,} customers in {result.seconds:.1f}s")
 
 
 def register(app: typer.Typer) -> None:

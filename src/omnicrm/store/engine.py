@@ -121,3 +121,21 @@ class Engine:
 
     def to_arrow(self, expr: ir.Table) -> pa.Table:
         return self.con.to_pyarrow(expr)
+
+    def write_parquet(self, expr: ir.Table, path: Path, *, row_group_size: int = 122_880) -> None:
+        """Write ``expr`` to one Parquet file in the order the expression sorts it, without holding it in memory.
+
+        On DuckDB a ``COPY`` (Ibis's batch reader uses a cursor method DuckDB 2.0 no longer has); on Spark the
+        result comes through Arrow, as a refresh at scale writes its own partitioned output.
+        """
+        if self.kind == "duckdb":
+            self.con._run_pre_execute_hooks(expr)
+            sql = self.con.compile(expr)
+            target = str(path).replace("'", "''")
+            self.con.raw_sql(
+                f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(row_group_size)})"
+            )
+            return
+        import pyarrow.parquet as pq
+
+        pq.write_table(self.to_arrow(expr), path, compression="zstd", row_group_size=row_group_size)
