@@ -33,6 +33,7 @@ typecheck: install
 
 pytest: install
 	bash scripts/java.sh
+	bash scripts/chromium.sh
 	OMNICRM_TEST_PG_URL="$$(bash scripts/postgres.sh start)" $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -22,7 +22,7 @@ from omnicrm.store.engine import Engine
 from omnicrm.store.facts import FactsStore
 from omnicrm.store.state import StateStore
 
-__all__ = ["DEMO_FILES", "DEMO_SOURCES", "DemoResult", "load_demo", "refresh_demo"]
+__all__ = ["DEMO_FILES", "DEMO_SOURCES", "DEMO_USERS", "DemoResult", "demo_users", "load_demo", "refresh_demo"]
 
 # Each simulated export, the source (channel) it belongs to, the import kind and the shipped mapping.
 DEMO_FILES: tuple[tuple[str, str, str, str], ...] = (
@@ -104,3 +104,27 @@ def refresh_demo(
         f"portrait: {portrait.tags} tags for {portrait.customers:,} customers in {portrait.seconds:.0f}s\n"
         f"timeline: {timeline.rows:,} rows for {timeline.customers:,} customers in {timeline.seconds:.0f}s"
     )
+
+
+DEMO_USERS = {"admin": "admin", "marketer": "marketer", "agent": "service_agent", "clerk": "store_clerk"}
+
+
+def demo_users(state: StateStore, data_dir: Path) -> dict[str, str]:
+    """One console user per role, with passwords generated once and kept in ``demo-users.txt`` (owner-only)."""
+    import os
+    import secrets
+
+    from omnicrm.access.users import create_user, list_users
+
+    path = Path(data_dir) / "demo-users.txt"
+    if path.exists():
+        pairs = (line.split(" ", 1) for line in path.read_text(encoding="utf-8").splitlines() if " " in line)
+        return {name: password for name, password in pairs}
+    existing = {u.username for u in list_users(state)}
+    passwords = {name: secrets.token_urlsafe(9) for name in DEMO_USERS if name not in existing}
+    for name, password in passwords.items():
+        create_user(state, name, password, DEMO_USERS[name], display_name=f"demo {name}")
+    path.touch(mode=0o600)
+    os.chmod(path, 0o600)
+    path.write_text("".join(f"{n} {p}\n" for n, p in passwords.items()), encoding="utf-8")
+    return passwords

@@ -11,6 +11,7 @@ from omnicrm import __version__
 from omnicrm.api import analytics, customers, ingest, segments, tags
 from omnicrm.api.errors import install_error_handlers
 from omnicrm.api.responses import JSONBody
+from omnicrm.console import mount as mount_console
 from omnicrm.ingest.receive import Receiver
 from omnicrm.ingest.sources import SourceKeys
 from omnicrm.ingest.worker import LoaderThread
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tags.router)
     app.include_router(segments.router)
     app.include_router(analytics.router)
+    mount_console(app)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, object]:

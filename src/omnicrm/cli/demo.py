@@ -35,7 +35,7 @@ def demo(
     port: Annotated[int | None, typer.Option(help="Port (default: settings.port).")] = None,
 ) -> None:
     """Simulate the demo merchant, import it, load it, and serve it at http://127.0.0.1:8000."""
-    from omnicrm.demo import DEMO_SOURCES, demo_write_key, load_demo, refresh_demo
+    from omnicrm.demo import DEMO_SOURCES, DEMO_USERS, demo_users, demo_write_key, load_demo, refresh_demo
 
     ctx = Context.load()
     started = time.perf_counter()
@@ -63,7 +63,9 @@ def demo(
         return
     host, port = ctx.settings.host, port or ctx.settings.port
     base = f"http://{host}:{port}"
-    console.print(f"\n[bold]open[/bold] {base}/docs  (the API)   ·   {base}/health")
+    console.print(f"\n[bold]open[/bold] {base}/console/  (the console)   ·   {base}/docs  (the API)")
+    for name, password in demo_users(ctx.state, ctx.settings.data_dir).items():
+        console.print(f"  log in as {name} / {password}  ({DEMO_USERS[name]})")
     console.print("send events with any Segment/RudderStack SDK, for example:")
     console.print(
         f"  curl -u {demo_write_key('web')}: -H 'Content-Type: application/json' "

@@ -20,9 +20,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from omnicrm.cli import config, demo, identity, importing, refresh, segments, server, sources, tags
+    from omnicrm.cli import config, demo, identity, importing, refresh, segments, server, sources, tags, users
 
-    for module in (demo, server, sources, importing, refresh, identity, tags, segments, config):
+    for module in (demo, server, sources, importing, refresh, identity, tags, segments, users, config):
         module.register(app)
 
 

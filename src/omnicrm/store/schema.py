@@ -22,10 +22,12 @@ from sqlalchemy import (
 
 __all__ = [
     "api_keys",
+    "console_sessions",
     "fact_batches",
     "identity_links",
     "import_files",
     "ingest_buffer",
+    "login_attempts",
     "manual_tags",
     "metadata",
     "quarantine",
@@ -33,6 +35,7 @@ __all__ = [
     "segments",
     "sources",
     "tag_definitions",
+    "users",
 ]
 
 metadata = MetaData(
@@ -124,6 +127,42 @@ api_keys = Table(
     Column("scopes", Text, nullable=False, comment="space-separated, e.g. customers:read customers:write"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(128), nullable=False),
+    Column("role", String(32), nullable=False, comment="admin, marketer, service_agent or store_clerk"),
+    Column("password_hash", String(255), nullable=False, comment="scrypt$n$r$p$salt$hash"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True), nullable=True),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True, comment="sha256 of the cookie's token"),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+)
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),
+    Column("address", String(64), nullable=False, comment="client address"),
+    Column("succeeded", Boolean, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index(None, "username", "at"),
+    Index(None, "address", "at"),
 )
 
 identity_links = Table(

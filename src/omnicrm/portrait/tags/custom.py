@@ -26,6 +26,7 @@ __all__ = [
     "import_manual",
     "load_custom",
     "manual_values",
+    "parse_manual_text",
     "set_manual",
 ]
 
@@ -223,6 +224,11 @@ def _parse_cell(d: TagDefinition, text: str) -> Any:
     if d.value_type == "list":
         return [p.strip() for p in text.replace("，", ",").split(",") if p.strip()]
     return text
+
+
+def parse_manual_text(state: StateStore, tag_id: str, text: str) -> Any:
+    """A value typed by staff (a form field or a CSV cell) in the manual tag's type; checked when set."""
+    return _parse_cell(_manual_definition(state, tag_id), text)
 
 
 def import_manual(state: StateStore, path: Path, tag_id: str, *, by: str) -> int:

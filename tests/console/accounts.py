@@ -1,0 +1,74 @@
+"""Console users of every role over the shared console merchant, and clients logged in as them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from omnicrm.access.users import ROLES, create_user, list_users
+from omnicrm.api.app import create_app
+from omnicrm.settings import load_settings
+from omnicrm.store.state import StateStore
+
+PASSWORD = "correct horse battery"
+ROLE_USERS = {role: role.replace("_", "-") for role in ROLES}  # admin, marketer, service-agent, store-clerk
+
+
+@pytest.fixture(scope="session")
+def console_users(console_data: Path) -> dict[str, str]:
+    """One user per role (user name by role), created once in the console merchant's state store."""
+    state = StateStore(load_settings(data_dir=console_data, loader_interval_seconds=0).state_database_url)
+    existing = {u.username for u in list_users(state)}
+    for role, name in ROLE_USERS.items():
+        if name not in existing:
+            create_user(state, name, PASSWORD, role, display_name=f"{role} user")
+    state.dispose()
+    return ROLE_USERS
+
+
+@pytest.fixture(scope="session")
+def console_app(console_data: Path, console_users: dict[str, str]) -> Iterator[TestClient]:
+    """The app over the console merchant (one per run; clients share it, each with its own cookies)."""
+    with TestClient(create_app(load_settings(data_dir=console_data, loader_interval_seconds=0))) as client:
+        yield client
+
+
+def fresh_client(app_client: TestClient) -> TestClient:
+    """A client with its own cookie jar over the same app (HTTPS, so Secure cookies travel)."""
+    return TestClient(app_client.app, base_url="https://testserver")
+
+
+def log_in(client: TestClient, username: str, password: str = PASSWORD) -> TestClient:
+    form = client.get("/console/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+    assert token, form.text
+    res = client.post(
+        "/console/login",
+        data={"username": username, "password": password, "login_token": token.group(1)},
+        follow_redirects=False,
+    )
+    assert res.status_code == 303, res.text
+    return client
+
+
+def csrf_of(client: TestClient, path: str = "/console/customers") -> str:
+    found = re.search(r'"X-CSRF-Token": "([^"]+)"', client.get(path).text)
+    assert found
+    return found.group(1)
+
+
+@pytest.fixture(scope="session")
+def as_role(console_app: TestClient, console_users: dict[str, str]) -> Callable[[str], TestClient]:
+    """``as_role("marketer")``: a client logged in as that role's user (cached per role)."""
+    clients: dict[str, TestClient] = {}
+
+    def make(role: str) -> TestClient:
+        if role not in clients:
+            clients[role] = log_in(fresh_client(console_app), console_users[role])
+        return clients[role]
+
+    return make
