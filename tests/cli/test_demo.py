@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -70,6 +71,23 @@ def test_demo_serves_the_api(tmp_path: Path) -> None:
         )
         assert res.status_code == 200, res.text
         assert "/docs" in (tmp_path / "demo.log").read_text()
+        # the console: the demo made one user per role and printed how to log in
+        users = dict(line.split(" ", 1) for line in (tmp_path / "data" / "demo-users.txt").read_text().splitlines())
+        assert set(users) == {"admin", "marketer", "agent", "clerk"}
+        assert f"log in as admin / {users['admin']}" in (tmp_path / "demo.log").read_text()
+        base = f"http://127.0.0.1:{port}/console"
+        form = httpx.get(f"{base}/login")
+        token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+        assert token, form.text
+        done = httpx.post(
+            f"{base}/login",
+            data={"username": "admin", "password": users["admin"], "login_token": token.group(1)},
+            headers={"Cookie": f"omnicrm_login_csrf={form.cookies['omnicrm_login_csrf']}"},  # Secure: httpx keeps it
+        )
+        assert done.status_code == 303, done.text
+        session = done.cookies["omnicrm_session"]
+        home = httpx.get(f"{base}/", headers={"Cookie": f"omnicrm_session={session}", "Accept-Language": "en"})
+        assert home.status_code == 200 and "Dashboard" in home.text
     finally:
         proc.terminate()
         proc.wait(30)

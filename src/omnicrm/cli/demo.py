@@ -59,12 +59,13 @@ def demo(
     with console.status("refreshing derived data…") as status:
         console.print(refresh_demo(ctx.state, ctx.facts, ctx.derived, say=status.update))
     console.print(f"ready in {time.perf_counter() - started:.0f}s; data in {ctx.settings.data_dir.resolve()}")
+    logins = demo_users(ctx.state, ctx.settings.data_dir)
     if not serve:
         return
     host, port = ctx.settings.host, port or ctx.settings.port
     base = f"http://{host}:{port}"
     console.print(f"\n[bold]open[/bold] {base}/console/  (the console)   ·   {base}/docs  (the API)")
-    for name, password in demo_users(ctx.state, ctx.settings.data_dir).items():
+    for name, password in logins.items():
         console.print(f"  log in as {name} / {password}  ({DEMO_USERS[name]})")
     console.print("send events with any Segment/RudderStack SDK, for example:")
     console.print(
