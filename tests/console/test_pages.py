@@ -185,7 +185,7 @@ def test_save_a_segment_and_page_the_list(as_role: Callable[[str], TestClient]) 
         )
         assert res.status_code == 303, res.text
     first = client.get("/console/segments").text
-    assert "high spenders 0" in first and 'rel="next"' in first
+    assert "high spenders 26" in first and 'rel="next"' in first, "newest first, 25 a page"
     second = client.get("/console/segments?p=2").text
     assert 'rel="prev"' in second
     refused = client.post("/console/segments", data={"name": "", "text": "monetary >", "csrf_token": token})

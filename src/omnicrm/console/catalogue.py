@@ -68,7 +68,7 @@ async def segments(
     page: Annotated[Page, Depends(need("segments.view"))], p: Annotated[int, Query(ge=1)] = 1
 ) -> Response:
     everything = await run_in_threadpool(saved.list_segments, page.request.app.state.state_store)
-    shown, pages = _paged([s.as_dict() for s in everything], p)
+    shown, pages = _paged([s.as_dict() for s in reversed(everything)], p)  # newest first
     ready = page.request.app.state.derived.current("portrait") is not None
     fields = [d.describe() for d in catalogue(page.request.app.state.state_store)]
     return render(
@@ -116,7 +116,7 @@ async def save(
         await run_in_threadpool(work)
     except OmnicrmError as exc:
         everything = await run_in_threadpool(saved.list_segments, page.request.app.state.state_store)
-        shown, pages = _paged([s.as_dict() for s in everything], 1)
+        shown, pages = _paged([s.as_dict() for s in reversed(everything)], 1)
         fields = [d.describe() for d in catalogue(page.request.app.state.state_store)]
         return render(
             page, "segments.html", status_code=exc.status, segments=shown, total=len(everything), p=1, pages=pages,
