@@ -147,7 +147,7 @@ def timeline_expr(inputs: PortraitInputs) -> ir.Table:
         ref=ppl.source_key.fill_null(ppl.ingest_id),
     )
     rows = ibis.union(orders, events, messages, people)
-    return rows.order_by([rows.customer_id, rows.occurred_at.desc(), rows.kind, rows.ref])
+    return rows.order_by([rows.customer_id, rows.occurred_at.desc(), rows.kind, rows.ref, rows.title, rows.detail])
 
 
 def refresh_timeline(engine: Engine, derived: DerivedStore, *, say: Say = lambda _msg: None) -> TimelineRefresh:
@@ -160,7 +160,7 @@ def refresh_timeline(engine: Engine, derived: DerivedStore, *, say: Say = lambda
     snapshot = derived.new_snapshot(AREA)
     say("timeline: orders, events, messages and profiles per customer…")
     path = snapshot / "timeline.parquet"
-    engine.write_parquet(timeline_expr(inputs), path, row_group_size=ROW_GROUP)
+    engine.write_parquet(timeline_expr(inputs), path, row_group_size=ROW_GROUP, schema=SCHEMA)
     counted = duckdb.connect().execute(f"SELECT count(*), count(DISTINCT customer_id) FROM read_parquet('{path}')")
     rows, customers = counted.fetchall()[0]
     seconds = round(time.perf_counter() - started, 3)

@@ -84,7 +84,7 @@ def timeline_page(
     cur = con.execute(
         f"""SELECT occurred_at, kind, channel, source, title, detail, amount, refunded, ref, status
             FROM read_parquet('{path}') WHERE {where} AND kind = ANY($kinds)
-            ORDER BY occurred_at DESC, kind, ref LIMIT {limit + 1} OFFSET {offset}""",
+            ORDER BY occurred_at DESC, kind, ref, title, detail LIMIT {limit + 1} OFFSET {offset}""",
         params,
     )
     names = [d[0] for d in cur.description or ()]

@@ -122,7 +122,9 @@ class Engine:
     def to_arrow(self, expr: ir.Table) -> pa.Table:
         return self.con.to_pyarrow(expr)
 
-    def write_parquet(self, expr: ir.Table, path: Path, *, row_group_size: int = 122_880) -> None:
+    def write_parquet(
+        self, expr: ir.Table, path: Path, *, row_group_size: int = 122_880, schema: pa.Schema | None = None
+    ) -> None:
         """Write ``expr`` to one Parquet file in the order the expression sorts it, without holding it in memory.
 
         On DuckDB a ``COPY`` (Ibis's batch reader uses a cursor method DuckDB 2.0 no longer has); on Spark the
@@ -138,4 +140,7 @@ class Engine:
             return
         import pyarrow.parquet as pq
 
-        pq.write_table(self.to_arrow(expr), path, compression="zstd", row_group_size=row_group_size)
+        table = self.to_arrow(expr)
+        # Spark hands timestamps back without their (UTC) zone: cast to the declared schema
+        table = table.cast(schema) if schema is not None else table
+        pq.write_table(table, path, compression="zstd", row_group_size=row_group_size)
