@@ -42,13 +42,18 @@ def fresh_client(app_client: TestClient) -> TestClient:
     return TestClient(app_client.app, base_url="https://testserver")
 
 
-def log_in(client: TestClient, username: str, password: str = PASSWORD) -> TestClient:
-    form = client.get("/console/login")
+def login_token(client: TestClient, path: str = "/console/login") -> str:
+    """The double-submit token of a fresh log-in form (its cookie lands in ``client``)."""
+    form = client.get(path)
     token = re.search(r'name="login_token" value="([^"]+)"', form.text)
     assert token, form.text
+    return token.group(1)
+
+
+def log_in(client: TestClient, username: str, password: str = PASSWORD) -> TestClient:
     res = client.post(
         "/console/login",
-        data={"username": username, "password": password, "login_token": token.group(1)},
+        data={"username": username, "password": password, "login_token": login_token(client)},
         follow_redirects=False,
     )
     assert res.status_code == 303, res.text

@@ -14,7 +14,16 @@ from omnicrm.access.sessions import MAX_FAILURES_PER_USER
 from omnicrm.access.users import create_user
 from omnicrm.console.dashboard import CHARTS
 from omnicrm.console.i18n import catalogue
-from tests.console.accounts import PASSWORD, as_role, console_app, console_users, csrf_of, fresh_client, log_in
+from tests.console.accounts import (
+    PASSWORD,
+    as_role,
+    console_app,
+    console_users,
+    csrf_of,
+    fresh_client,
+    log_in,
+    login_token,
+)
 
 __all__ = ["as_role", "console_app", "console_users"]  # fixtures used here
 
@@ -43,8 +52,7 @@ def test_anonymous_is_sent_to_log_in_and_back(console_app: TestClient, console_u
         .headers["HX-Redirect"]
         .startswith("/console/login")
     )
-    form = client.get(res.headers["location"])
-    token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    token = login_token(client, res.headers["location"])
     done = client.post(
         "/console/login",
         data={"username": "marketer", "password": PASSWORD, "login_token": token, "next": "/console/segments?p=1"},
@@ -60,8 +68,7 @@ def test_log_in_refuses_other_sites_and_foreign_next(console_app: TestClient, co
     client.get("/console/login")
     no_token = client.post("/console/login", data={"username": "admin", "password": PASSWORD, "login_token": "x"})
     assert no_token.status_code == 403
-    form = client.get("/console/login")
-    token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    token = login_token(client)
     away = client.post(
         "/console/login",
         data={"username": "admin", "password": PASSWORD, "login_token": token, "next": "//evil.example/x"},
@@ -76,13 +83,11 @@ def test_wrong_passwords_are_throttled(console_app: TestClient) -> None:
     client = fresh_client(console_app)
     codes = []
     for _ in range(MAX_FAILURES_PER_USER + 1):
-        form = client.get("/console/login")
-        token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        token = login_token(client)
         res = client.post("/console/login", data={"username": "throttled", "password": "nope", "login_token": token})
         codes.append(res.status_code)
     assert codes == [401] * MAX_FAILURES_PER_USER + [429]
-    form = client.get("/console/login")
-    token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    token = login_token(client)
     right = client.post("/console/login", data={"username": "throttled", "password": PASSWORD, "login_token": token})
     assert right.status_code == 429 and int(right.headers["Retry-After"]) > 0, "even the right password waits"
 

@@ -44,6 +44,15 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _query(sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of a parameterised query on a connection of its own (server threads never share one)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    cur = con.execute(sql, params)
+    names = [d[0] for d in cur.description or ()]
+    return [_plain(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+
+
 def _ids(identity: Path, customer_id: int) -> list[int]:
     """The customer and every id that has merged into it (a timeline older than OneID may still use them)."""
     rows = (
@@ -77,23 +86,18 @@ def timeline_page(
     if snapshot is None or identity is None:
         return TimelinePage([], offset, limit, False, {}, None)
     path = snapshot / "timeline.parquet"
-    params = {"ids": _ids(identity, customer_id), "kinds": list(kinds)}
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    where = "customer_id = ANY($ids)"
-    cur = con.execute(
+    ids = _ids(identity, customer_id)
+    rows = _query(
         f"""SELECT occurred_at, kind, channel, source, title, detail, amount, refunded, ref, status
-            FROM read_parquet('{path}') WHERE {where} AND kind = ANY($kinds)
+            FROM read_parquet('{path}') WHERE customer_id = ANY($ids) AND kind = ANY($kinds)
             ORDER BY occurred_at DESC, kind, ref, title, detail LIMIT {limit + 1} OFFSET {offset}""",
-        params,
+        {"ids": ids, "kinds": list(kinds)},
     )
-    names = [d[0] for d in cur.description or ()]
-    rows = [_plain(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
-    counts = dict(
-        con.execute(
-            f"SELECT kind, count(*) FROM read_parquet('{path}') WHERE {where} GROUP BY kind", {"ids": params["ids"]}
-        ).fetchall()
+    per_kind = _query(
+        f"SELECT kind, count(*) AS n FROM read_parquet('{path}') WHERE customer_id = ANY($ids) GROUP BY kind",
+        {"ids": ids},
     )
+    counts = {r["kind"]: int(r["n"]) for r in per_kind}
     stats = json.loads((snapshot / "stats.json").read_text(encoding="utf-8"))
     return TimelinePage(rows[:limit], offset, limit, len(rows) > limit, counts, stats.get("computed_at"))
 
@@ -103,9 +107,7 @@ def _orders(derived: DerivedStore, customer_id: int, limit: int) -> list[dict[st
     snapshot, identity = derived.current("timeline"), derived.current("identity")
     if snapshot is None or identity is None:
         return []
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    cur = con.execute(
+    return _query(
         f"""SELECT ref AS order_id, source, min(occurred_at) AS created_at, max(channel) AS channel, count(*) AS lines,
                    sum(amount) AS paid, sum(refunded) AS refunded, max(status) AS status,
                    string_agg(title, ', ' ORDER BY title) AS products
@@ -114,8 +116,6 @@ def _orders(derived: DerivedStore, customer_id: int, limit: int) -> list[dict[st
             GROUP BY ref, source ORDER BY created_at DESC, order_id LIMIT {int(limit)}""",
         {"ids": _ids(identity, customer_id)},
     )
-    names = [d[0] for d in cur.description or ()]
-    return [_plain(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
 
 
 def customer_360(
