@@ -77,6 +77,10 @@ def test_saved_segment_snapshots_and_diff(client: TestClient) -> None:
     other = client.post("/api/segments", json={"name": "active", "text": 'lifecycle_stage = "active"'}, headers=w)
     both = client.post("/api/segments/overlap", json=[sid, other.json()["id"]], headers=r).json()
     assert both["pairs"][0]["both"] == direct_count(client, "monetary >= 1000 AND lifecycle_stage = 'active'")
+    listed = client.get("/api/segments", params={"limit": 1}, headers=r).json()
+    assert listed["total"] >= 2 and len(listed["segments"]) == 1
+    after = client.get("/api/segments", params={"limit": 1, "offset": 1}, headers=r).json()["segments"]
+    assert after and after[0]["id"] != listed["segments"][0]["id"]
 
 
 def test_bad_rules_name_the_field_and_scopes_hold(client: TestClient) -> None:

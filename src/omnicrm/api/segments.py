@@ -59,10 +59,18 @@ async def count(request: Request, key: Key, body: RuleBody) -> dict[str, Any]:
     return await run_in_threadpool(work)
 
 
-@router.get("", summary="Saved segments")
-def list_all(request: Request, key: Key) -> dict[str, Any]:
+@router.get("", summary="Saved segments, oldest first, a page at a time")
+def list_all(
+    request: Request, key: Key, offset: int = Query(0, ge=0), limit: int = Query(PAGE, ge=1, le=1000)
+) -> dict[str, Any]:
     key.require("segments:read")
-    return {"segments": [s.as_dict() for s in saved.list_segments(request.app.state.state_store)]}
+    everything = saved.list_segments(request.app.state.state_store)
+    return {
+        "total": len(everything),
+        "offset": offset,
+        "limit": limit,
+        "segments": [s.as_dict() for s in everything[offset : offset + limit]],
+    }
 
 
 @router.post("", summary="Save a segment (its rule must compile)", status_code=201)
