@@ -1,0 +1,111 @@
+"""Shared plumbing of the HTTP channels: one httpx client per channel and the mapping of network
+trouble and HTTP status codes onto retryable and permanent failures, plus a cached access token
+for the WeChat-family APIs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from omnicrm.channels.base import Channel, ChannelSettings
+from omnicrm.channels.retry import Permanent, Transient, parse_retry_after
+
+__all__ = ["AccessToken", "HttpChannel"]
+
+
+class HttpChannel(Channel):
+    """A channel whose provider speaks HTTP; ``request`` raises ``Transient`` or ``Permanent`` for trouble."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: ChannelSettings,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(name, settings, sleep)
+        self.client = httpx.Client(
+            base_url=settings.base_url.rstrip("/"),
+            timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+            transport=transport,
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        accept_status: tuple[int, ...] = (),
+    ) -> httpx.Response:
+        """One HTTP call. 2xx (and ``accept_status``) come back; timeouts, connection errors, 429 and
+        5xx raise ``Transient``; other 4xx raise ``Permanent`` with the provider's words."""
+        try:
+            response = self.client.request(method, path, params=params, json=json, headers=headers, auth=auth)
+        except httpx.TimeoutException as exc:
+            raise Transient(f"no answer within the timeout ({type(exc).__name__})", code="timeout") from exc
+        except httpx.TransportError as exc:
+            raise Transient(f"connection failed: {exc}", code="connection") from exc
+        status = response.status_code
+        if status < 300 or status in accept_status:
+            return response
+        detail = response.text[:200].strip()
+        if status == 429 or status >= 500:
+            raise Transient(
+                f"HTTP {status}: {detail}",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                code=f"http_{status}",
+            )
+        raise Permanent(f"HTTP {status}: {detail}", code=f"http_{status}")
+
+    @staticmethod
+    def json_of(response: httpx.Response) -> dict[str, Any]:
+        """The JSON object of an answer, or a retryable failure if the provider sent something else."""
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise Transient(f"answer is not JSON: {response.text[:100]!r}", code="bad_answer") from exc
+        if not isinstance(body, dict):
+            raise Transient(f"answer is not a JSON object: {response.text[:100]!r}", code="bad_answer")
+        return body
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class AccessToken:
+    """An access token cached until shortly before it expires, shared by threads; refreshed on demand.
+
+    ``fetch`` returns (token, lifetime in seconds). ``invalidate(token)`` drops the token only if it is
+    still the cached one, so several threads hitting "token expired" at once fetch just one new token.
+    """
+
+    def __init__(self, fetch: Callable[[], tuple[str, float]], margin: float = 300.0) -> None:
+        self._fetch = fetch
+        self._margin = margin
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+        self.fetches = 0
+
+    def get(self) -> str:
+        with self._lock:
+            if self._token is None or time.monotonic() >= self._expires:
+                token, lifetime = self._fetch()
+                self.fetches += 1
+                self._token = token
+                self._expires = time.monotonic() + max(0.0, lifetime - min(self._margin, lifetime / 2))
+            return self._token
+
+    def invalidate(self, token: str) -> None:
+        with self._lock:
+            if self._token == token:
+                self._token = None

@@ -1,0 +1,106 @@
+"""WeCom (企业微信) customer messages through a staff member: ``externalcontact/add_msg_template``.
+
+``POST /cgi-bin/externalcontact/add_msg_template?access_token=…`` with ``chat_type`` "single",
+``external_userid`` [the customer], optional ``sender`` (the staff member's userid), ``text``
+{content} and up to nine ``attachments`` (image, link, miniprogram, video, file). WeCom turns this
+into a task the staff member confirms in the app; "sent" means the task exists. A customer WeCom
+cannot reach (not a contact, monthly limit reached) comes back in ``fail_list`` and is reported as
+refused. The token comes from ``GET /cgi-bin/gettoken?corpid=…&corpsecret=…`` and is cached like
+WeChat's, refreshed on errcode 40014, 42001 or 40001.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from omnicrm.channels.base import ChannelSettings, Message, Outcome, SendResult
+from omnicrm.channels.gateway import AccessToken, HttpChannel
+from omnicrm.channels.retry import Permanent, Transient
+
+__all__ = ["WeComCustomerChannel"]
+
+TOKEN_INVALID = {40001, 40014, 42001}
+BUSY = {-1, 45009, 45033}
+MAX_ATTACHMENTS = 9
+
+
+class WeComCustomerChannel(HttpChannel):
+    """Customer messages; credentials ``corp_id`` and ``corp_secret``; option ``sender`` (staff userid)."""
+
+    kind = "wecom"
+    provider = "wecom-externalcontact"
+
+    def __init__(
+        self,
+        name: str,
+        settings: ChannelSettings,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(name, settings, sleep, transport)
+        self.token = AccessToken(self._fetch_token)
+
+    def _fetch_token(self) -> tuple[str, float]:
+        params = {"corpid": self.settings.credential("corp_id"), "corpsecret": self.settings.credential("corp_secret")}
+        body = self.json_of(self.request("GET", "/cgi-bin/gettoken", params=params))
+        code = int(body.get("errcode", 0))
+        if code != 0 or "access_token" not in body:
+            if code in BUSY:
+                raise Transient(f"token: errcode {code}: {body.get('errmsg')}", code=str(code))
+            raise Permanent(f"token: errcode {code}: {body.get('errmsg')} (check corp_id and corp_secret)", str(code))
+        return str(body["access_token"]), float(body.get("expires_in", 7200))
+
+    def check(self, message: Message) -> str | None:
+        problem = super().check(message)
+        if problem:
+            return problem
+        if not message.body and not message.attachments:
+            return "field 'body' is empty and there are no attachments"
+        if len(message.attachments) > MAX_ATTACHMENTS:
+            return f"field 'attachments' has {len(message.attachments)} items; WeCom takes at most {MAX_ATTACHMENTS}"
+        for index, item in enumerate(message.attachments):
+            kind = item.get("msgtype")
+            if not kind or kind not in item:
+                return f"field 'attachments[{index}]' needs 'msgtype' and an object under that name"
+        return None
+
+    def payload(self, message: Message) -> dict[str, Any]:
+        """The request body for one message."""
+        body: dict[str, Any] = {"chat_type": "single", "external_userid": [message.address]}
+        sender = self.settings.options.get("sender")
+        if sender:
+            body["sender"] = sender
+        if message.body:
+            body["text"] = {"content": message.body}
+        if message.attachments:
+            body["attachments"] = [dict(item) for item in message.attachments]
+        return body
+
+    def attempt(self, message: Message, number: int) -> SendResult:
+        payload = self.payload(message)
+        path = "/cgi-bin/externalcontact/add_msg_template"
+        for _ in range(2):  # a second round only after a token refresh
+            token = self.token.get()
+            body = self.json_of(self.request("POST", path, params={"access_token": token}, json=payload))
+            code = int(body.get("errcode", 0))
+            if code in TOKEN_INVALID:
+                self.token.invalidate(token)
+                continue
+            break
+        text = f"errcode {code}: {body.get('errmsg', '')}"
+        if code == 0:
+            if message.address in (body.get("fail_list") or []):
+                return self.result(
+                    message,
+                    Outcome.REFUSED,
+                    error=f"{self.label}: external_userid in fail_list",
+                    provider_code="fail_list",
+                )
+            return self.sent(message, body.get("msgid"))
+        if code in BUSY or code in TOKEN_INVALID:
+            raise Transient(text, code=str(code))
+        return self.result(message, Outcome.FAILED_PERMANENT, error=f"{self.label}: {text}", provider_code=str(code))
