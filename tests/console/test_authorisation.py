@@ -70,6 +70,15 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/analytics/clv"): "api:analytics:read",
     ("GET", "/api/analytics/channels"): "api:analytics:read",
     ("GET", "/api/analytics/oneid"): "api:analytics:read",
+    ("POST", "/api/consents"): "api:consents:write",
+    ("GET", "/api/consents"): "api:consents:read",
+    ("PUT", "/api/consents/personalisation"): "api:consents:write",
+    ("POST", "/api/consents/sms-replies"): "api:consents:write",
+    ("GET", "/api/customers/{customer_id}/consents"): "api:consents:read",
+    ("GET", "/u/{token}"): PUBLIC,  # the signed token is the authority
+    ("POST", "/u/{token}"): PUBLIC,
+    ("GET", "/wechat/{appid}/events"): PUBLIC,  # WeChat's signature is the authority
+    ("POST", "/wechat/{appid}/events"): PUBLIC,
     ("GET", "/console/static"): PUBLIC,
     ("GET", "/console/login"): PUBLIC,
     ("POST", "/console/login"): LOGIN_FORM,
@@ -100,6 +109,20 @@ API_INPUTS: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/segments/{segment_id}"): {"json": {"name": "matrix renamed"}},
     ("GET", "/api/segments/{segment_id}/diff"): {"params": {"before": 0, "after": 0}},
     ("POST", "/api/segments/overlap"): {"json": [0]},
+    ("POST", "/api/consents"): {
+        "json": {
+            "subject": "phone::+8613912345678",
+            "channel": "sms",
+            "purpose": "marketing",
+            "status": "withdrawn",
+            "source": "staff",
+        }
+    },
+    ("GET", "/api/consents"): {"params": {"subject": "phone::+8613912345678"}},
+    ("PUT", "/api/consents/personalisation"): {
+        "json": {"subject": "phone::+8613912345678", "non_personalised": False, "source": "staff"}
+    },
+    ("POST", "/api/consents/sms-replies"): {"json": {"phone": "13912345678", "text": "hello"}},
 }
 
 
@@ -140,6 +163,8 @@ def params(console_app: TestClient) -> dict[str, str]:
         "name": "repeat",
         "code": "en",
         "endpoint": "track",
+        "token": "not-a-token",
+        "appid": "wxmatrix",
     }
 
 

@@ -20,6 +20,8 @@ SCOPES = {
     "segments:read": "count audiences, read segments, their snapshots and members",
     "segments:write": "save, change and delete segments; take snapshots",
     "analytics:read": "read the analytics reports (repeat purchase, cohorts, RFM, value, channels, OneID)",
+    "consents:read": "read consents and non-personalised marketing choices of addresses and customers",
+    "consents:write": "record grants and withdrawals of consent, personalisation choices and SMS opt-out replies",
     "admin": "everything",
 }
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from omnicrm import __version__
-from omnicrm.api import analytics, customers, ingest, segments, tags
+from omnicrm.api import analytics, consents, customers, ingest, segments, tags
 from omnicrm.api.errors import install_error_handlers
 from omnicrm.api.responses import JSONBody
 from omnicrm.console import mount as mount_console
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tags.router)
     app.include_router(segments.router)
     app.include_router(analytics.router)
+    app.include_router(consents.router)
     mount_console(app)
 
     @app.get("/health", tags=["ops"])

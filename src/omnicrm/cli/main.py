@@ -20,9 +20,21 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from omnicrm.cli import config, demo, identity, importing, refresh, segments, server, sources, tags, users
+    from omnicrm.cli import (
+        config,
+        consents,
+        demo,
+        identity,
+        importing,
+        refresh,
+        segments,
+        server,
+        sources,
+        tags,
+        users,
+    )
 
-    for module in (demo, server, sources, importing, refresh, identity, tags, segments, users, config):
+    for module in (demo, server, sources, importing, refresh, identity, tags, segments, consents, users, config):
         module.register(app)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
 
 __all__ = [
     "api_keys",
+    "consents",
     "console_sessions",
     "fact_batches",
     "identity_links",
@@ -30,12 +31,14 @@ __all__ = [
     "login_attempts",
     "manual_tags",
     "metadata",
+    "personalisation_choices",
     "quarantine",
     "segment_snapshots",
     "segments",
     "sources",
     "tag_definitions",
     "users",
+    "wechat_server_tokens",
 ]
 
 metadata = MetaData(
@@ -253,4 +256,48 @@ quarantine = Table(
     Column("raw", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index(None, "origin", "ref"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subject", String(512), nullable=False, comment="identifier key of the address, e.g. phone::+8613800138000"),
+    Column("channel", String(16), nullable=False, comment="email, sms, wechat_oa, wechat_mp, wecom or app_push"),
+    Column("purpose", String(16), nullable=False, comment="marketing or service"),
+    Column("granted", Boolean, nullable=False, comment="true: granted; false: withdrawn"),
+    Column("source", String(32), nullable=False, comment="signup_form, sms_reply, unsubscribe_link, wechat_event, ..."),
+    Column("wording", String(64), nullable=True, comment="version of the wording the person saw"),
+    Column("detail", Text, nullable=True, comment="e.g. the text of an SMS reply"),
+    Column("recorded_by", String(128), nullable=False),
+    Column("customer_id", BigInteger, nullable=True, comment="customer holding the subject then (for display only)"),
+    Column("at", DateTime(timezone=True), nullable=False, comment="when the person gave or withdrew it"),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    # append-only: the current state of (subject, channel, purpose) is its latest record by (at, id)
+    Index(None, "subject", "channel", "purpose", "at"),
+    Index(None, "channel", "purpose", "at"),
+)
+
+personalisation_choices = Table(
+    "personalisation_choices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subject", String(512), nullable=False, comment="identifier key of the person's address"),
+    Column("non_personalised", Boolean, nullable=False, comment="true: marketing must not use their profile"),
+    Column("source", String(32), nullable=False),
+    Column("wording", String(64), nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("recorded_by", String(128), nullable=False),
+    Column("customer_id", BigInteger, nullable=True, comment="for display only"),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index(None, "subject", "at"),
+)
+
+wechat_server_tokens = Table(
+    "wechat_server_tokens",
+    metadata,
+    Column("appid", String(64), primary_key=True, comment="app id of the official account or mini-program"),
+    Column("token", String(64), nullable=False, comment="the server token set in the WeChat admin console"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
