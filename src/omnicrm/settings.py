@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         5.0, description="How often the server's loader moves buffered events to facts; 0 turns it off."
     )
     loader_batch_size: int = Field(200_000, description="Most buffered events one loader step writes to one file.")
+    channels: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Marketing channels by name: [channels.<name>] tables with kind (email, sms, wechat, wecom, push, "
+        "coupon), base_url, credentials, cost and rate (see omnicrm.channels).",
+    )
 
     @classmethod
     def settings_customise_sources(
