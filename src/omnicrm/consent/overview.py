@@ -45,11 +45,15 @@ def customer_consents(state: StateStore, snapshot: Path | None, customer_id: int
     """The current consent of every address the customer holds now (NotFound for an unknown customer)."""
     current = resolve_id(snapshot, customer_id)
     assert snapshot is not None  # resolve_id refuses a missing snapshot
-    rows = duckdb.execute(
-        f"""SELECT key, id_type FROM read_parquet('{snapshot / "identifiers.parquet"}')
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"""SELECT key, id_type FROM read_parquet('{snapshot / "identifiers.parquet"}')
             WHERE customer_id = $id AND id_type IN (SELECT unnest($types::VARCHAR[])) ORDER BY id_type, key""",
-        {"id": current, "types": ADDRESS_TYPES},
-    ).fetchall()
+            {"id": current, "types": ADDRESS_TYPES},
+        )
+        .fetchall()
+    )
     keys = [r[0] for r in rows]
     return CustomerConsents(
         customer_id=current,

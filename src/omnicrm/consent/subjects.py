@@ -99,8 +99,12 @@ def customer_of(snapshot: Path | None, key: str) -> int | None:
     """The customer holding ``key`` in the identity snapshot (the smallest id if shared), for display."""
     if snapshot is None or not (snapshot / "identifiers.parquet").exists():
         return None
-    row = duckdb.execute(
-        f"SELECT min(customer_id) FROM read_parquet('{snapshot / 'identifiers.parquet'}') WHERE key = $key",
-        {"key": key},
-    ).fetchone()
+    row = (
+        duckdb.connect()
+        .execute(
+            f"SELECT min(customer_id) FROM read_parquet('{snapshot / 'identifiers.parquet'}') WHERE key = $key",
+            {"key": key},
+        )
+        .fetchone()
+    )
     return int(row[0]) if row and row[0] is not None else None

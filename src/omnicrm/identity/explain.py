@@ -67,13 +67,22 @@ def _require(snapshot: Path | None) -> Path:
 def resolve_id(snapshot: Path | None, customer_id: int) -> int:
     """The id in force for ``customer_id`` (following merges), or NotFound."""
     snap = _require(snapshot)
-    row = duckdb.execute(
-        f"SELECT customer_id FROM read_parquet('{snap / 'redirects.parquet'}') WHERE old_id = $id", {"id": customer_id}
-    ).fetchall()
+    row = (
+        duckdb.connect()
+        .execute(
+            f"SELECT customer_id FROM read_parquet('{snap / 'redirects.parquet'}') WHERE old_id = $id",
+            {"id": customer_id},
+        )
+        .fetchall()
+    )
     target = int(row[0][0]) if row else customer_id
-    exists = duckdb.execute(
-        f"SELECT 1 FROM read_parquet('{snap / 'records.parquet'}') WHERE customer_id = $id LIMIT 1", {"id": target}
-    ).fetchall()
+    exists = (
+        duckdb.connect()
+        .execute(
+            f"SELECT 1 FROM read_parquet('{snap / 'records.parquet'}') WHERE customer_id = $id LIMIT 1", {"id": target}
+        )
+        .fetchall()
+    )
     if not exists:
         raise NotFound(f"no customer {customer_id}")
     return target
@@ -168,8 +177,13 @@ def lookup(snapshot: Path | None, id_type: str, value: str, scope: str = "") -> 
     """Customers holding this identifier (more than one only for a shared one, e.g. a family phone)."""
     snap = _require(snapshot)
     key = normalise_one(id_type, value, scope)
-    rows = duckdb.execute(
-        f"SELECT DISTINCT customer_id FROM read_parquet('{snap / 'identifiers.parquet'}') WHERE key = $key ORDER BY 1",
-        {"key": key},
-    ).fetchall()
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"SELECT DISTINCT customer_id FROM read_parquet('{snap / 'identifiers.parquet'}') "
+            "WHERE key = $key ORDER BY 1",
+            {"key": key},
+        )
+        .fetchall()
+    )
     return [int(r[0]) for r in rows]
