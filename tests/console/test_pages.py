@@ -223,3 +223,17 @@ def test_manual_tag_from_the_360(as_role: Callable[[str], TestClient], console_a
 def test_empty_and_out_of_range_pages(as_role: Callable[[str], TestClient], path: str) -> None:
     res = as_role("admin").get(path)
     assert res.status_code == 200
+
+
+def test_consents_on_the_360(as_role: Callable[[str], TestClient], console_app: TestClient) -> None:
+    from omnicrm.consent.ledger import record
+
+    state = console_app.app.state.state_store  # type: ignore[attr-defined]
+    client = as_role("marketer")
+    customer, phone = a_phone(client)
+    record(state, subject=f"phone::{phone}", channel="sms", purpose="marketing", granted=True,
+           source="signup_form", by="test", wording="v1")  # fmt: skip
+    page = client.get(f"/console/customers/{customer}").text
+    assert 'id="consents"' in page and "signup_form" in page and phone in page
+    clerk = as_role("store_clerk").get(f"/console/customers/{customer}").text
+    assert f"{phone[:6]}****{phone[-4:]}" in clerk and phone not in clerk

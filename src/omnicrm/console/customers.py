@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Form, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from omnicrm.consent.overview import customer_consents
 from omnicrm.console.web import PREFIX, Page, need, render
 from omnicrm.customers.search import find_customers
 from omnicrm.customers.view import KINDS, customer_360, timeline_page
@@ -84,10 +85,21 @@ async def customer(page: Annotated[Page, Depends(need("customers.view"))], custo
             ident["key"] = ident["record"] = ident["via"] = None
     tags = view["tags"]["tags"]
     manual = [t for t in tags if t["origin"] == "manual"]
+    consents = await run_in_threadpool(
+        customer_consents, state.state_store, state.derived.current("identity"), view["customer_id"]
+    )
+    shown_consents = [{**c.as_dict(), "address": _address(page, c.subject)} for c in consents.consents]
     return render(
         page, "customer.html", view=view, groups=_grouped_tags(tags), manual=manual,
-        timeline=view["timeline"], kinds=KINDS, kind="",
+        timeline=view["timeline"], kinds=KINDS, kind="", consents=shown_consents,
+        non_personalised=consents.non_personalised,
     )  # fmt: skip
+
+
+def _address(page: Page, key: str) -> str:
+    """An identifier key as staff read it: the value, masked for roles that see identifiers masked."""
+    id_type, _, value = key.split(":", 2)
+    return value if page.may("customers.identifiers") else mask(id_type, value)
 
 
 @router.get("/customers/{customer_id}/timeline", response_class=HTMLResponse, include_in_schema=False)
