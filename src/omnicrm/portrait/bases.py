@@ -17,9 +17,13 @@ from omnicrm.portrait.inputs import CHINA_OFFSET_SECONDS, PortraitInputs, json_n
 __all__ = [
     "COMPLAINT_PATTERN",
     "attributes",
+    "buyers",
     "days_since",
+    "first_purchase",
     "needs",
+    "not_before",
     "preferences",
+    "prices",
     "purchase_gaps",
     "purchases",
     "referrals",
@@ -42,6 +46,14 @@ def days_since(as_of: dt.datetime, ts: ir.TimestampValue) -> ir.IntegerValue:
     return today - ((ts.epoch_seconds() + CHINA_OFFSET_SECONDS) / DAY).floor().cast("int64")
 
 
+def not_before(as_of: dt.datetime, days: int) -> ir.TimestampScalar:
+    """A moment before which every timestamp is at least ``days`` calendar days old (``days_since``): a plain
+    comparison that skips old rows (and files) before the day arithmetic; a day early, to be safe."""
+    today = (int(as_of.timestamp()) + CHINA_OFFSET_SECONDS) // DAY
+    start = (today - days) * DAY - CHINA_OFFSET_SECONDS
+    return ibis.timestamp(dt.datetime.fromtimestamp(start, dt.UTC).isoformat())
+
+
 def purchases(inputs: PortraitInputs) -> ir.Table:
     """Orders, purchases (net paid > 0), spend, refunds, promotions and channels per customer, and the first
     purchase's promotion and channel."""
@@ -51,7 +63,7 @@ def purchases(inputs: PortraitInputs) -> ir.Table:
     promo = o.promotion_kind.notnull()
     counts = {f"purchases_{c}": o.count(where=bought & (o.channel == c)) for c in CHANNELS}
     counts |= {f"purchases_{p}": o.count(where=bought & (o.promotion_kind == p)) for p in PROMOTIONS}
-    agg = o.group_by("customer_id").aggregate(
+    return o.group_by("customer_id").aggregate(
         orders=o.count(),
         purchases=o.count(where=bought),
         refunded_orders=o.count(where=o.refunded > 0),
@@ -67,17 +79,33 @@ def purchases(inputs: PortraitInputs) -> ir.Table:
         spend_365d=o.net.sum(where=bought & (age < 365)).fill_null(0).cast("decimal(18, 2)"),
         promo_purchases=o.count(where=bought & promo),
         **counts,
+        **first_purchase(o),
     )
-    ranked = o.filter(bought).mutate(
-        rank=ibis.row_number().over(group_by=o.customer_id, order_by=[o.created_at, o.source, o.order_id])
+
+
+def first_purchase(orders: ir.Table) -> dict[str, ir.Value]:
+    """Aggregates of each customer's first purchase (the first order with net paid > 0 by time, then source and
+    order id): its promotion, channel and value."""
+    first = ibis.struct({"at": orders.created_at, "source": orders.source, "order_id": orders.order_id})
+    bought = orders.net > 0
+    return {
+        "first_purchase_promotion": orders.promotion_kind.argmin(first, where=bought),
+        "first_purchase_channel": orders.channel.argmin(first, where=bought),
+        "first_purchase_value": orders.net.argmin(first, where=bought).cast("decimal(18, 2)"),
+    }
+
+
+def buyers(inputs: PortraitInputs) -> ir.Table:
+    """Purchases, spend and the first and last purchase's time of every customer who bought: what ranks a customer
+    among everyone (RFM scores) and tells whom a promotion acquired, without the rest of ``purchases``."""
+    o = inputs.orders()
+    o = o.filter(o.net > 0)
+    return o.group_by("customer_id").aggregate(
+        purchases=o.count(),
+        spend=o.net.sum().cast("decimal(18, 2)"),
+        first_purchase_at=o.created_at.min(),
+        last_purchase_at=o.created_at.max(),
     )
-    first = ranked.filter(ranked["rank"] == 0).select(
-        "customer_id",
-        first_purchase_promotion=ranked.promotion_kind,
-        first_purchase_channel=ranked.channel,
-        first_purchase_value=ranked.net.cast("decimal(18, 2)"),
-    )
-    return agg.left_join(first, "customer_id").drop("customer_id_right")
 
 
 def purchase_gaps(inputs: PortraitInputs) -> ir.Table:
@@ -93,39 +121,62 @@ def purchase_gaps(inputs: PortraitInputs) -> ir.Table:
     return gaps.group_by("gap_days").aggregate(n=gaps.count())
 
 
-def _top(lines: ir.Table, column: str, k: int, name: str, where: ir.BooleanValue | None = None) -> ir.Table:
-    """The ``k`` values of ``column`` each customer bought most (by quantity, then spend, then name)."""
+def _tally(lines: ir.Table, column: str) -> ir.Table:
+    """Quantity and spend per customer and value of ``column`` (values named, not empty)."""
     t = lines.filter(lines[column].notnull() & (lines[column] != ""))
-    if where is not None:
-        t = t.filter(where)
-    g = t.group_by(["customer_id", column]).aggregate(qty=t.quantity.fill_null(1).sum(), spend=t.paid_amount.sum())
-    g = g.mutate(
-        rank=ibis.row_number().over(group_by=g.customer_id, order_by=[g.qty.desc(), g.spend.desc(), g[column]])
-    )
+    return t.group_by(["customer_id", column]).aggregate(qty=t.quantity.fill_null(1).sum(), spend=t.paid_amount.sum())
+
+
+def _most(tally: ir.Table, column: str) -> list[ir.Value]:
+    """The order of ``_tally`` rows from the value a customer bought most: quantity, then spend, then name."""
+    return [tally.qty.desc(), tally.spend.desc(), tally[column]]
+
+
+def _top(lines: ir.Table, column: str, k: int) -> ir.Table:
+    """The ``k`` values of ``column`` each customer bought most, as ``column_1`` … ``column_k``."""
+    g = _tally(lines, column)
+    g = g.mutate(rank=ibis.row_number().over(group_by=g.customer_id, order_by=_most(g, column)))
     g = g.filter(g["rank"] < k)
     return g.group_by("customer_id").aggregate(
-        **{f"{name}_{i + 1}": g[column].max(where=g["rank"] == i) for i in range(k)}
+        **{f"{column}_{i + 1}": g[column].max(where=g["rank"] == i) for i in range(k)}
+    )
+
+
+def _first(tally: ir.Table, column: str, where: ir.BooleanValue | None = None) -> ir.Value:
+    """The value a customer bought most (``_most`` as one sort key: an aggregate, where ``_top`` ranks rows)."""
+    key = ibis.struct({"qty": -tally.qty, "spend": -tally.spend, "value": tally[column]})
+    return tally[column].argmin(key, where=where)
+
+
+def _kept(inputs: PortraitInputs) -> ir.Table:
+    """Order lines the customer kept: paid more than was refunded."""
+    lines = inputs.order_lines()
+    return lines.filter(lines.paid_amount > lines.refunded_amount.fill_null(0))
+
+
+def prices(inputs: PortraitInputs) -> ir.Table:
+    """Items each customer kept and what they paid for them (the average price paid per item)."""
+    kept = _kept(inputs)
+    return kept.group_by("customer_id").aggregate(
+        items=kept.quantity.fill_null(1).sum().cast("int64"),
+        item_spend=kept.paid_amount.sum().cast("decimal(18, 2)"),
     )
 
 
 def preferences(inputs: PortraitInputs) -> ir.Table:
-    """Top categories, brand, sizes and colour of what each customer kept (bought and not refunded), and the
-    average price paid per item."""
-    lines = inputs.order_lines()
-    kept = lines.filter(lines.paid_amount > lines.refunded_amount.fill_null(0))
-    numeric = kept.size.re_search(r"^[0-9]{2}(\.5)?$")
+    """Top categories, brand, sizes and colour of what each customer kept (bought and not refunded)."""
+    kept = _kept(inputs)
+    brands, sizes, colours = (_tally(kept, c) for c in ("brand", "size", "colour"))
+    numeric = sizes.size.re_search(r"^[0-9]{2}(\.5)?$")  # a shoe size
     parts = [
-        _top(kept, "category", 3, "category"),
-        _top(kept, "brand", 1, "brand"),
-        _top(kept, "size", 1, "size", ~numeric),
-        _top(kept, "size", 1, "shoe_size", numeric),
-        _top(kept, "colour", 1, "colour"),
+        _top(kept, "category", 3),
+        brands.group_by("customer_id").aggregate(brand_1=_first(brands, "brand")),
+        sizes.group_by("customer_id").aggregate(
+            size_1=_first(sizes, "size", ~numeric), shoe_size_1=_first(sizes, "size", numeric)
+        ),
+        colours.group_by("customer_id").aggregate(colour_1=_first(colours, "colour")),
     ]
-    price = kept.group_by("customer_id").aggregate(
-        items=kept.quantity.fill_null(1).sum().cast("int64"),
-        item_spend=kept.paid_amount.sum().cast("decimal(18, 2)"),
-    )
-    out = price
+    out = kept.select("customer_id").distinct()
     for part in parts:
         out = out.left_join(part, "customer_id").drop("customer_id_right")
     return out
@@ -157,19 +208,25 @@ def attributes(inputs: PortraitInputs) -> ir.Table:
         wechat_follower=p.follows.argmax(p.observed_at, where=p.source.lower().re_search(r"wechat|weixin")),
     )
     lines = inputs.order_lines()
-    addr = lines.select(
+    # a customer's orders go to a few addresses: read each (customer, address) once, at its latest order
+    sent = lines.filter(lines.address.notnull())
+    sent = sent.group_by(["customer_id", "address"]).aggregate(at=sent.created_at.max())
+    addr = sent.select(
         "customer_id",
-        province=lines.address.re_extract(r"^\s*(\S+?(?:省|自治区|市))\s", 1),
-        city=lines.address.re_extract(r"^\s*\S+\s+(\S+?(?:市|州|盟|地区))(?:\s|$)", 1),
-        at=lines.created_at,
+        province=sent.address.re_extract(r"^\s*(\S+?(?:省|自治区|市))\s", 1),
+        city=sent.address.re_extract(r"^\s*\S+\s+(\S+?(?:市|州|盟|地区))(?:\s|$)", 1),
+        at=sent.at,
     )
-    addr = addr.filter(addr.city != "")
+    # addresses with a city only; filtered inside the aggregates, because a filter on the address alone would be
+    # pushed below the grouping and parse every order line's address
+    named = addr.city != ""
     shipped = addr.group_by("customer_id").aggregate(
-        ship_province=addr.province.argmax(addr.at),
-        ship_city=addr.city.argmax(addr.at),
-        ship_cities=addr.city.nunique(),
-        activity_cities=addr.city.collect(distinct=True).sort(),
+        ship_province=addr.province.argmax(addr.at, where=named),
+        ship_city=addr.city.argmax(addr.at, where=named),
+        ship_cities=addr.city.nunique(where=named),
+        activity_cities=addr.city.collect(where=named, distinct=True).sort(),
     )
+    shipped = shipped.filter(shipped.ship_cities > 0)
     return declared.outer_join(shipped, "customer_id").select(
         customer_id=ibis.coalesce(declared.customer_id, shipped.customer_id),
         **{c: declared[c] for c in declared.columns if c != "customer_id"},
@@ -181,13 +238,13 @@ def needs(inputs: PortraitInputs, windows: tuple[int, ...] = (7, 30)) -> ir.Tabl
     """Categories a customer viewed or searched for in the last N days and did not buy in that time."""
     ev = inputs.events()
     lines = inputs.order_lines()
-    known = lines.select(category=lines.category).filter(lambda t: t.category.notnull() & (t.category != ""))
-    known = known.distinct()
+    known = inputs.categories()
     longest = max(windows)
-    recent = ev.filter(ev.event.isin(["Product Viewed", "Product Added", "Products Searched"])).mutate(
-        age=days_since(inputs.as_of, ev.timestamp),
-        category=json_text(ev.properties, "category"),
-        query=json_text(ev.properties, "query"),
+    recent = ev.filter(ev.timestamp >= not_before(inputs.as_of, longest))
+    recent = recent.filter(recent.event.isin(["Product Viewed", "Product Added", "Products Searched"])).mutate(
+        age=days_since(inputs.as_of, recent.timestamp),
+        category=json_text(recent.properties, "category"),
+        query=json_text(recent.properties, "query"),
     )
     recent = recent.filter(recent.age < longest)
     viewed = recent.filter(recent.category.notnull()).select("customer_id", "category", "age")
@@ -198,7 +255,8 @@ def needs(inputs: PortraitInputs, windows: tuple[int, ...] = (7, 30)) -> ir.Tabl
     )
     interest = ibis.union(viewed, matched)
     interest = interest.group_by(["customer_id", "category"]).aggregate(age=interest.age.min())
-    bought = lines.mutate(age=days_since(inputs.as_of, lines.created_at)).filter(lambda t: t.age < longest)
+    bought = lines.filter(lines.created_at >= not_before(inputs.as_of, longest))
+    bought = bought.mutate(age=days_since(inputs.as_of, bought.created_at)).filter(lambda t: t.age < longest)
     bought = bought.group_by(["customer_id", "category"]).aggregate(bought_age=bought.age.min())
     joined = interest.left_join(bought, ["customer_id", "category"])
     aggs = {}

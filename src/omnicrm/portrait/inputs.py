@@ -12,6 +12,7 @@ own shop arrive as Segment ``Order Completed`` events and join the marketplace a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,82 +21,56 @@ import ibis.expr.types as ir
 
 from omnicrm.errors import NotFound
 from omnicrm.identity.extract import record_key
+from omnicrm.portrait.columns import (
+    CHINA,
+    CHINA_OFFSET_SECONDS,
+    json_number,
+    json_text,
+    local_date,
+    order_channel,
+    promotion_kind,
+)
+from omnicrm.portrait.orders import ORDER_KEY, TIMES, orders_of, orders_then, shop_events
 from omnicrm.store.derived import DerivedStore
 from omnicrm.store.engine import Engine
 
-__all__ = ["CHINA", "CHINA_OFFSET_SECONDS", "PortraitInputs", "json_number", "json_text", "local_date"]
-
-# China keeps one time zone and no daylight saving: local dates are UTC + 8 hours.
-CHINA = dt.timezone(dt.timedelta(hours=8))
-CHINA_OFFSET_SECONDS = 8 * 3600
-_MONEY = "decimal(18, 2)"
-
-
-def json_text(doc: ir.StringValue, path: str) -> ir.StringValue:
-    """A string member of a JSON object kept as text, e.g. ``query`` or ``campaign.source`` (null if absent).
-
-    A regular expression rather than a JSON function, so DuckDB and Spark read it alike.
-    """
-    *parents, name = path.split(".")
-    scope = doc
-    for parent in parents:
-        scope = scope.re_extract(rf'"{parent}"\s*:\s*(\{{[^{{}}]*\}})', 1)
-    found = scope.re_extract(rf'"{name}"\s*:\s*"((?:[^"\\]|\\.)*)"', 1)
-    return ibis.cases((found == "", ibis.null("string")), else_=found)
-
-
-def json_number(doc: ir.StringValue, name: str) -> ir.FloatingValue:
-    found = doc.re_extract(rf'"{name}"\s*:\s*(-?[0-9]+(?:\.[0-9]+)?)', 1)
-    return ibis.cases((found == "", ibis.null("float64")), else_=found.cast("float64"))
-
-
-def local_date(ts: ir.TimestampValue) -> ir.DateValue:
-    """The merchant's calendar day (China time) of a UTC timestamp."""
-    return (ts + ibis.interval(seconds=CHINA_OFFSET_SECONDS)).date()
-
-
-def promotion_kind(promotion: ir.StringValue, created_at: ir.TimestampValue, online: ir.BooleanValue) -> ir.StringValue:
-    """double11 / double12 / 618 / other / null: the order's declared promotion, else (online orders only) the
-    shopping festival its day falls in (1–11 November, 10–12 December, 1–18 June)."""
-    p = promotion.lower()
-    day = local_date(created_at)
-    month, dom = day.month(), day.day()
-    return ibis.cases(
-        (p.re_search(r"双11|双十一|11\.11|double ?11"), "double11"),
-        (p.re_search(r"双12|双十二|12\.12|double ?12"), "double12"),
-        (p.re_search(r"618"), "618"),
-        (p.notnull() & (p != ""), "other"),
-        (online & (month == 11) & (dom <= 11), "double11"),
-        (online & (month == 12) & (dom >= 10) & (dom <= 12), "double12"),
-        (online & (month == 6) & (dom <= 18), "618"),
-        else_=ibis.null("string"),
-    )
-
-
-def order_channel(kind: str, t: ir.Table) -> ir.StringValue:
-    """marketplace / web / wechat / store: where an order (or event) happened."""
-    source = t.source.lower()
-    if kind == "event":
-        return ibis.cases((source.re_search(r"wechat|weixin|mp|miniprogram"), "wechat"), else_="web")
-    return ibis.cases(
-        (t.store_code.notnull() | source.re_search(r"^(pos|store)"), "store"),
-        (source.re_search(r"^(web|shop|site)"), "web"),
-        (source.re_search(r"wechat|weixin|miniprogram|^mp"), "wechat"),
-        else_="marketplace",
-    )
-
+__all__ = [
+    "CHINA",
+    "CHINA_OFFSET_SECONDS",
+    "PortraitInputs",
+    "json_number",
+    "json_text",
+    "local_date",
+    "order_channel",
+    "promotion_kind",
+]
 
 TABLES = ("order_lines", "events", "people", "messages", "orders")
+FACT_KINDS = {"order_line": "created_at", "event": "timestamp", "person": "observed_at", "message": "sent_at"}
+# The order-line columns the portrait reads: shared (materialised) order lines keep only these.
+PORTRAIT_LINE_COLUMNS = (
+    "customer_id", "source", "order_id", "created_at", "category", "brand", "size", "colour", "quantity", "discount",
+    "paid_amount", "refunded_amount", "refunded_at", "address", "channel", "promotion_kind", "superseded_at",
+)  # fmt: skip
 
 
 @dataclass
 class PortraitInputs:
-    """Facts with ``customer_id``, as of a moment; tables are built lazily and shared."""
+    """Facts with ``customer_id``, as of a moment; tables are built lazily and shared.
+
+    ``shared()`` computes the facts joined to their customers once in the engine (order lines with their versions);
+    inputs for an earlier moment taken from them with ``at`` read the same tables, cut by time, and compute nothing
+    again: the propensity model's past portraits and today's read one copy of the facts.
+    """
 
     engine: Engine
     records: ir.Table
     as_of: dt.datetime
     _cache: dict[str, ir.Table] = field(default_factory=dict, repr=False)
+    _facts: dict[str, ir.Table] = field(default_factory=dict, repr=False)
+    _facts_as_of: dt.datetime | None = field(default=None, repr=False)
+    _everyone: PortraitInputs | None = field(default=None, repr=False)
+    _computed: dict[str, ir.Table] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, engine: Engine, derived: DerivedStore, as_of: dt.datetime | None = None) -> PortraitInputs:
@@ -113,97 +88,171 @@ class PortraitInputs:
     def cutoff(self) -> ir.TimestampScalar:
         return ibis.timestamp(self.as_of.isoformat())
 
+    def _facts_at(self, kind: str) -> ir.Table | None:
+        """The shared facts of ``kind`` cut at this moment, or None when there are none."""
+        if kind not in self._facts:
+            return None
+        t = self._facts[kind]
+        return t if self.as_of == self._facts_as_of else t.filter(t[FACT_KINDS[kind]] <= self.cutoff)
+
     def _with_customer(self, kind: str, time_column: str) -> ir.Table:
+        shared = self._facts_at(kind)
+        if shared is not None:
+            return shared
         t = self.engine.fact_table(kind)
         t = t.filter(t[time_column] <= self.cutoff).mutate(record_key=record_key(kind, t))
         return t.join(self.records, "record_key").drop("record_key")
 
-    def materialised(
-        self,
-        as_of: dt.datetime | None = None,
-        tables: tuple[str, ...] = ("order_lines", "events", "people", "messages", "orders"),
-    ) -> PortraitInputs:
-        """The same inputs (as of ``as_of``, default the same moment) with ``tables`` computed once in the engine,
-        for work that reads them many times. Order matters: orders read order lines and events."""
-        out = PortraitInputs(self.engine, self.records, as_of or self.as_of)
-        for name in tables:
-            out._cache[name] = self.engine.materialise(getattr(out, name)(), name)
+    def shared(self) -> PortraitInputs:
+        """These inputs with the facts joined to their customers computed once in the engine: order lines (only
+        ``PORTRAIT_LINE_COLUMNS``) with when each version was superseded, events, person records and messages."""
+        if self._facts:
+            return self
+        out = self._with_facts(self.records, self.engine.materialise)
+        # today's orders with when each last changed: the orders of an earlier moment are read from them
+        lines = out._line_versions()
+        current, earlier = lines.filter(lines.current), lines.filter(~lines.current)
+        orders = orders_of(current.drop("current"), shop_events(out.events()), earlier=earlier)
+        out._facts["orders"] = self.engine.materialise(orders, "orders")
+        out._computed["orders"] = out._facts["orders"].drop(*TIMES)
         return out
+
+    def only(self, customers: ir.Table) -> PortraitInputs:
+        """These inputs for ``customers`` (a table of customer ids) alone, their facts computed once in the engine:
+        the portrait of a few customers reads only theirs. The merchant's ``categories`` are still everyone's."""
+
+        def keep(t: ir.Table, name: str) -> ir.Table:
+            return self.engine.materialise(t.semi_join(customers, "customer_id"), name)
+
+        out = self._with_facts(self.records.semi_join(customers, "customer_id"), keep)
+        out._everyone = self
+        return out
+
+    def _with_facts(self, records: ir.Table, keep: Callable[[ir.Table, str], ir.Table]) -> PortraitInputs:
+        out = PortraitInputs(self.engine, records, self.as_of)
+        out._facts["customers"] = keep(self.customers(), "customers")
+        out._facts["order_line"] = keep(self._versions().select(*PORTRAIT_LINE_COLUMNS), "order_line_versions")
+        for kind, time_column in FACT_KINDS.items():
+            if kind != "order_line":
+                out._facts[kind] = keep(self._with_customer(kind, time_column), kind)
+        out._facts_as_of = self.as_of
+        return out
+
+    def at(self, as_of: dt.datetime) -> PortraitInputs:
+        """The inputs as of another moment; an earlier one (or the same) reads these inputs' shared facts."""
+        as_of = _utc(as_of)
+        if as_of == self.as_of:
+            return self
+        out = PortraitInputs(self.engine, self.records, as_of)
+        if self._facts_as_of is not None and as_of <= self._facts_as_of:
+            out._facts, out._facts_as_of = self._facts, self._facts_as_of
+        if self._everyone is not None:
+            out._everyone = self._everyone.at(as_of)
+        return out
+
+    def materialised(self, as_of: dt.datetime | None = None, tables: tuple[str, ...] = ("orders",)) -> PortraitInputs:
+        """The inputs as of ``as_of`` (default the same moment) over shared facts, with ``tables`` also computed once
+        in the engine, for work that reads them many times. Order matters: orders read order lines and events."""
+        out = self.shared().at(as_of or self.as_of)
+        for name in tables:
+            out.computed(name, getattr(out, name))
+        return out
+
+    def computed(self, name: str, build: Callable[[], ir.Table]) -> ir.Table:
+        """``build()`` computed once in the engine for these inputs and kept under ``name``, for the tables several
+        steps read (the orders, the purchases basis)."""
+        if name not in self._computed:
+            self._computed[name] = self.engine.materialise(build(), name)
+        return self._computed[name]
+
+    def _table(self, name: str, build: Callable[[], ir.Table]) -> ir.Table:
+        """The computed table ``name`` if there is one, else its expression (built once)."""
+        if name in self._computed:
+            return self._computed[name]
+        if name not in self._cache:
+            self._cache[name] = build()
+        return self._cache[name]
+
+    def categories(self) -> ir.Table:
+        """The product categories the merchant's order lines name (everyone's, also for inputs from ``only``)."""
+        lines = (self._everyone or self).order_lines()
+        return lines.select("category").filter(lambda t: t.category.notnull() & (t.category != "")).distinct()
 
     def customers(self) -> ir.Table:
         """Every customer OneID knows (one row each), whether or not they ever bought."""
+        if "customers" in self._facts:
+            return self._facts["customers"]
         return self.records.select("customer_id").distinct()
+
+    def _versions(self) -> ir.Table:
+        """Every version of every order line (created by the as-of moment), with customer_id, channel, promotion
+        kind and ``superseded_at``: the earliest creation time of a later version (null for the latest one).
+
+        A version is the one in force at a moment when it was created by then and no later version was: so the
+        lines as of any earlier moment are a filter of this table, without ranking the versions again.
+        """
+        shared = self._facts_at("order_line")
+        if shared is not None:
+            return shared
+
+        def read() -> ir.Table:  # each read its own scan: one shared subquery would be kept whole in memory
+            t = self.engine.fact_table("order_line")
+            return t.filter(t.created_at <= self.cutoff)
+
+        line = ["source", "order_id", "line_no"]
+        # nearly every line has one version: only the lines with several are ranked
+        t = read()
+        several = t.group_by(line).aggregate(versions=t.count()).filter(lambda g: g.versions > 1).drop("versions")
+        ranked = read().semi_join(several, line)
+        newer = ibis.window(
+            group_by=[ranked[c] for c in line],
+            order_by=[ranked.ingested_at.desc(), ranked.ingest_id.desc(), ranked.source_line.desc()],
+            rows=(None, -1),
+        )
+        ranked = ranked.mutate(superseded_at=ranked.created_at.min().over(newer))
+        alone = read().anti_join(several, line)
+        alone = alone.mutate(superseded_at=ibis.null(alone.created_at.type()))
+        t = ibis.union(alone, ranked)
+        t = t.mutate(record_key=record_key("order_line", t)).join(self.records, "record_key").drop("record_key")
+        t = t.mutate(channel=order_channel("order_line", t))
+        return t.mutate(promotion_kind=promotion_kind(t.promotion, t.created_at, t.channel != "store"))
 
     def order_lines(self) -> ir.Table:
         """The latest version of each order line, with customer_id, channel and promotion kind."""
-        if "order_lines" not in self._cache:
-            t = self._with_customer("order_line", "created_at")
-            latest = ibis.row_number().over(
-                group_by=[t.source, t.order_id, t.line_no],
-                order_by=[t.ingested_at.desc(), t.ingest_id.desc(), t.source_line.desc()],
-            )
-            t = t.mutate(version=latest).filter(lambda x: x.version == 0).drop("version")
-            # a refund after the as-of moment had not happened yet (an unknown refund time counts)
-            later = t.refunded_at.notnull() & (t.refunded_at > self.cutoff)
-            t = t.mutate(refunded_amount=ibis.cases((later, ibis.literal(0).cast(t.refunded_amount.type())),
-                                                    else_=t.refunded_amount))  # fmt: skip
-            t = t.mutate(channel=order_channel("order_line", t))
-            self._cache["order_lines"] = t.mutate(
-                promotion_kind=promotion_kind(t.promotion, t.created_at, t.channel != "store")
-            )
-        return self._cache["order_lines"]
+        return self._table("order_lines", lambda: self._line_versions().filter(lambda t: t.current).drop("current"))
+
+    def _line_versions(self) -> ir.Table:
+        """Every version, with the refund as of the as-of moment and whether it is in force then (``current``)."""
+        t = self._versions()
+        t = t.mutate(current=t.superseded_at.isnull() | (t.superseded_at > self.cutoff)).drop("superseded_at")
+        # a refund after the as-of moment had not happened yet (an unknown refund time counts)
+        later = t.refunded_at.notnull() & (t.refunded_at > self.cutoff)
+        refunded = ibis.cases((later, ibis.literal(0).cast(t.refunded_amount.type())), else_=t.refunded_amount)
+        return t.mutate(refunded_amount=refunded)
 
     def orders(self) -> ir.Table:
         """One row per order from every channel: paid, refunded and discount (money), promotion kind, channel."""
-        if "orders" in self._cache:
-            return self._cache["orders"]
+        return self._table("orders", self._orders)
+
+    def _orders(self) -> ir.Table:
+        shop = shop_events(self.events())
+        if "orders" not in self._facts:
+            return orders_of(self.order_lines(), shop)
         lines = self.order_lines()
-        from_lines = lines.group_by(["customer_id", "source", "order_id"]).aggregate(
-            created_at=lines.created_at.min(),
-            channel=lines.channel.max(),
-            promotion_kind=lines.promotion_kind.max(),
-            paid=lines.paid_amount.fill_null(0).sum().cast(_MONEY),
-            refunded=lines.refunded_amount.fill_null(0).sum().cast(_MONEY),
-            discount=lines.discount.fill_null(0).sum().cast(_MONEY),
-            quantity=lines.quantity.fill_null(1).sum().cast("int64"),
+        return orders_then(
+            self._facts["orders"],
+            self.cutoff,
+            lambda keys: orders_of(lines.semi_join(keys, ORDER_KEY), shop.semi_join(keys, ORDER_KEY)),
         )
-        ev = self.events()
-        shop = ev.filter(ev.event.isin(["Order Completed", "Order Refunded"])).mutate(
-            order_id=json_text(ev.properties, "order_id"),
-            revenue=json_number(ev.properties, "revenue").fill_null(json_number(ev.properties, "total")),
-            disc=json_number(ev.properties, "discount"),
-        )
-        shop = shop.filter(shop.order_id.notnull())
-        completed = shop.event == "Order Completed"
-        from_events = shop.group_by(["customer_id", "source", "order_id"]).aggregate(
-            created_at=shop.timestamp.min(),
-            channel=order_channel("event", shop).max(),
-            paid=shop.revenue.max(where=completed).fill_null(0).cast(_MONEY),
-            refunded=shop.revenue.max(where=~completed).fill_null(0).cast(_MONEY),
-            discount=shop.disc.max(where=completed).fill_null(0).cast(_MONEY),
-        )
-        from_events = from_events.mutate(
-            promotion_kind=promotion_kind(ibis.null("string"), from_events.created_at, ibis.literal(True)),
-            quantity=ibis.literal(1, "int64"),
-        )
-        orders = ibis.union(from_lines, from_events.select(from_lines.columns))
-        self._cache["orders"] = orders.mutate(net=orders.paid - orders.refunded)
-        return self._cache["orders"]
 
     def events(self) -> ir.Table:
-        if "events" not in self._cache:
-            self._cache["events"] = self._with_customer("event", "timestamp")
-        return self._cache["events"]
+        return self._table("events", lambda: self._with_customer("event", "timestamp"))
 
     def people(self) -> ir.Table:
-        if "people" not in self._cache:
-            self._cache["people"] = self._with_customer("person", "observed_at")
-        return self._cache["people"]
+        return self._table("people", lambda: self._with_customer("person", "observed_at"))
 
     def messages(self) -> ir.Table:
-        if "messages" not in self._cache:
-            self._cache["messages"] = self._with_customer("message", "sent_at")
-        return self._cache["messages"]
+        return self._table("messages", lambda: self._with_customer("message", "sent_at"))
 
 
 def _utc(as_of: dt.datetime | None) -> dt.datetime:

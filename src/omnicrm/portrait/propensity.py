@@ -1,23 +1,13 @@
 """Repeat-purchase propensity of promotion-acquired buyers: will a first-time Double 11 (Double 12, 618) buyer
 buy again within ``horizon_days``?
 
-A cohort is the customers whose first purchase (net paid > 0) fell in one promotion period (found from the
-orders: a promotion kind and year). Its features are the portrait as it stood ``lag_days`` after the period's
-last day (the *feature cut*: facts after it are invisible); its label is whether the customer bought again in
-the ``horizon_days`` after the cut. A LightGBM model learns from earlier cohorts and is measured (AUC) on a later
-one, against a logistic regression on recency, frequency and monetary alone.
-
-No leakage across the split: every training cohort's label window ends on or before the hold-out's feature
-cut, and the hold-out's label window ends before the data does. Features see no fact after their cut, with three
-caveats that come from the inputs: customers are today's OneID customers (merges found later apply to the past);
-an order line's latest version counts, so a refund made after the cut is already netted; and person records are
-visible only from when they were imported, so declared attributes (gender, membership, WeChat following) are
-empty in past portraits when member lists were imported late (as in the demo).
+A LightGBM model learns from the examples of earlier promotion cohorts (``portrait.cohorts``: features are the
+portrait at the cohort's feature cut, the label whether the buyer came back) and is measured (AUC) on a later one,
+against a logistic regression on recency, frequency and monetary alone. Each score comes with its top reasons.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,12 +26,18 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from omnicrm.errors import InputError, Problem
-from omnicrm.portrait.bases import PROMOTIONS
-from omnicrm.portrait.inputs import CHINA, PortraitInputs, local_date
+from omnicrm.portrait.cohorts import (
+    FEATURE_TAGS,
+    Promotion,
+    build_examples,
+    cohort,
+    cohort_examples,
+    feature_portrait,
+    find_promotions,
+)
+from omnicrm.portrait.inputs import CHINA, PortraitInputs
 from omnicrm.portrait.tags.catalogue import BUILTIN
-from omnicrm.portrait.tags.compute import compute_tags
 from omnicrm.portrait.tags.model import arrow_type
-from omnicrm.portrait.value import value_scores
 
 __all__ = [
     "BASELINE_FEATURES",
@@ -59,26 +55,9 @@ __all__ = [
     "train_propensity",
 ]
 
-# The portrait tags the model reads. Left out: place and product attributes with many values (city, province,
-# brand, sizes, colour), birthday_month (a date, not a behaviour) and text interests (costly; little signal).
-FEATURE_TAGS: tuple[str, ...] = (
-    # rfm and lifecycle
-    "recency_days", "frequency", "monetary", "avg_order_value", "spend_365d", "rfm_segment", "lifecycle_stage",
-    "tenure_days", "purchase_interval_days", "repeat_buyer",
-    # preferences and promotions
-    "preferred_category", "top_categories", "price_band", "avg_unit_price", "discount_rate", "discount_sensitivity",
-    "acquired_double11", "acquired_double12", "promotion_only", "promotion_share", "double11_purchases",
-    # channels, needs, service, attributes
-    "preferred_channel", "first_channel", "channels_used", "cross_channel", "online_offline", "needs_7d",
-    "needs_30d", "return_rate", "complaints_90d", "complainer", "arrived_via_referral", "referral_influence",
-    "gender", "age_band", "is_member", "member_tenure_days", "wechat_follower", "activity_cities",
-    # predicted value (BG/NBD, Gamma-Gamma fitted on the history before the cut)
-    "p_alive", "expected_purchases_90d", "expected_spend",
-)  # fmt: skip
 BASELINE_FEATURES = ("recency_days", "frequency", "monetary")
 MIN_TRAIN, MIN_TRAIN_CLASS = 100, 10
 MIN_HOLDOUT, MIN_HOLDOUT_CLASS = 30, 5
-MIN_PROMOTION_ORDERS = 20
 TOP_REASONS = 3
 # Small trees for a few thousand buyers; chosen on an inner time split (train 618 + Double 11 2025, validate on
 # Double 12 2025) of two simulated merchants, never on the hold-out.
@@ -92,33 +71,6 @@ Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class Promotion:
-    """One promotion period (kind and year), its first and last day in China time, and its paid orders."""
-
-    kind: str
-    year: int
-    start: dt.date
-    end: dt.date
-    orders: int = 0
-
-    @property
-    def name(self) -> str:
-        return f"{self.kind}-{self.year}"
-
-    def feature_cut(self, lag_days: int) -> dt.datetime:
-        """The end of the day ``lag_days`` after the promotion's last day (China time), in UTC."""
-        day = self.end + dt.timedelta(days=lag_days + 1)
-        return dt.datetime.combine(day, dt.time(), CHINA).astimezone(dt.UTC)
-
-    def label_end(self, lag_days: int, horizon_days: int) -> dt.datetime:
-        return self.feature_cut(lag_days) + dt.timedelta(days=horizon_days)
-
-    def windows(self, lag_days: int, horizon_days: int) -> dict[str, str]:
-        cut, end = self.feature_cut(lag_days), self.label_end(lag_days, horizon_days)
-        return {"feature_cut": cut.isoformat(), "label_end": end.isoformat()}
-
-
-@dataclass(frozen=True)
 class Feature:
     """One model column: the tag it comes from, how it is encoded, and the levels of a category."""
 
@@ -129,98 +81,6 @@ class Feature:
     @property
     def name(self) -> str:
         return f"n_{self.tag}" if self.kind == "list" else self.tag
-
-
-def find_promotions(inputs: PortraitInputs) -> list[Promotion]:
-    """Promotion periods in the orders (kind × year with at least ``MIN_PROMOTION_ORDERS`` purchases), by end."""
-    o = inputs.orders()
-    p = o.filter((o.net > 0) & o.promotion_kind.isin(PROMOTIONS)).mutate(day=local_date(o.created_at))
-    g = p.group_by(kind=p.promotion_kind, year=p.day.year()).aggregate(
-        start=p.day.min(), end=p.day.max(), orders=p.count()
-    )
-    rows = inputs.engine.to_arrow(g.filter(g.orders >= MIN_PROMOTION_ORDERS)).to_pylist()
-    return sorted((Promotion(**r) for r in rows), key=lambda x: (x.end, x.kind))
-
-
-def _cohort(at_cut: PortraitInputs, promotion: Promotion) -> ir.Table:
-    """Customers whose first purchase, as known at the cut, fell in the promotion."""
-    o = at_cut.orders()
-    b = o.filter(o.net > 0)
-    b = b.mutate(rank=ibis.row_number().over(group_by=b.customer_id, order_by=[b.created_at, b.source, b.order_id]))
-    first = b.filter(b["rank"] == 0)
-    day = local_date(first.created_at)
-    start, end = ibis.date(promotion.start.isoformat()), ibis.date(promotion.end.isoformat())
-    return first.filter((first.promotion_kind == promotion.kind) & (day >= start) & (day <= end)).select("customer_id")
-
-
-def _labels(now: PortraitInputs, members: ir.Table, cut: dt.datetime, end: dt.datetime) -> ir.Table:
-    """label = 1 when the member bought (net > 0, as known now) in (cut, end]."""
-    o = now.orders()
-    after, until = ibis.timestamp(cut.isoformat()), ibis.timestamp(end.isoformat())
-    again = o.filter((o.net > 0) & (o.created_at > after) & (o.created_at <= until)).select("customer_id").distinct()
-    j = members.left_join(again.mutate(bought=ibis.literal(1, "int8")), "customer_id")
-    return j.select(members.customer_id, label=j.bought.fill_null(0).cast("int8"))
-
-
-def feature_portrait(inputs: PortraitInputs, identifiers: ir.Table | None) -> pa.Table:
-    """The feature tags of every customer as of ``inputs.as_of`` (referral tags need the identity's identifiers)."""
-    skip = set() if identifiers is not None else {"referral_influence", "arrived_via_referral"}
-    definitions = [d for d in BUILTIN if d.id in FEATURE_TAGS and d.id not in skip]
-    value = value_scores(inputs).table
-    return compute_tags(inputs, definitions, extra_bases=[value], identifiers=identifiers).tags
-
-
-def cohort_examples(
-    inputs: PortraitInputs, promotion: Promotion, *, lag_days: int = 3, horizon_days: int = 90,
-    identifiers: ir.Table | None = None,
-) -> pa.Table:  # fmt: skip
-    """One row per cohort member: customer_id, cohort, label and the feature tags at the cut."""
-    cut = promotion.feature_cut(lag_days)
-    at_cut = inputs.materialised(cut)
-    members = _cohort(at_cut, promotion)
-    labels = inputs.engine.to_arrow(_labels(inputs, members, cut, promotion.label_end(lag_days, horizon_days)))
-    labels = labels.sort_by("customer_id")
-    tags = feature_portrait(at_cut, identifiers)
-    rows = tags.take(pc.index_in(labels["customer_id"], tags["customer_id"]))
-    cohort = pa.array([promotion.name] * labels.num_rows, pa.string())
-    head = {"customer_id": labels["customer_id"], "cohort": cohort, "label": labels["label"]}
-    return pa.table(head | {c: rows[c] for c in rows.column_names if c != "customer_id"})
-
-
-def _data_end(inputs: PortraitInputs) -> dt.datetime:
-    o = inputs.orders()
-    last = inputs.engine.to_arrow(o.aggregate(last=o.created_at.max()))["last"][0].as_py()
-    if last is None:
-        raise InputError("no orders yet: the propensity model needs promotion cohorts and what they did next")
-    return min(last.astimezone(dt.UTC), inputs.as_of)
-
-
-def _split(
-    promotions: Sequence[Promotion], data_end: dt.datetime, lag: int, horizon: int,
-    train: Sequence[str] | None, holdout: str | None,
-) -> tuple[list[Promotion], Promotion]:  # fmt: skip
-    """Training cohorts and the hold-out: given by name, else the latest complete cohort and all before it."""
-    by_name = {p.name: p for p in promotions}
-    unknown = [n for n in [*(train or ()), *([holdout] if holdout else [])] if n not in by_name]
-    if unknown:
-        raise InputError(f"unknown promotion cohort(s) {', '.join(unknown)}; found: {', '.join(by_name) or 'none'}")
-    done = [p for p in promotions if p.label_end(lag, horizon) <= data_end]
-    if holdout is None:
-        if not done:
-            raise InputError(f"no promotion cohort has {horizon} days of data after its feature cut yet")
-        held = done[-1]
-    else:
-        held = by_name[holdout]
-    if held.label_end(lag, horizon) > data_end:
-        raise InputError(f"hold-out cohort {held.name}: its {horizon}-day label window ends after the data")
-    cut = held.feature_cut(lag)
-    chosen = [by_name[n] for n in train] if train else [p for p in done if p.label_end(lag, horizon) <= cut]
-    leaks = [p.name for p in chosen if p.label_end(lag, horizon) > cut]
-    if leaks:
-        raise InputError(f"training cohort(s) {', '.join(leaks)}: label window overlaps hold-out {held.name}'s cut")
-    if not chosen:
-        raise InputError(f"no promotion cohort ends its label window before hold-out {held.name}'s feature cut")
-    return chosen, held
 
 
 def _cohort_stats(examples: pa.Table) -> list[dict[str, Any]]:
@@ -261,10 +121,9 @@ def _features(examples: pa.Table) -> list[Feature]:
     return out
 
 
-def _matrix(tags: pa.Table, features: Sequence[Feature]) -> tuple[np.ndarray, np.ndarray]:
-    """(numbers for LightGBM, readable values for the reasons): one column per feature, NaN when unknown."""
+def _matrix(tags: pa.Table, features: Sequence[Feature]) -> np.ndarray:
+    """The numbers LightGBM reads: one column per feature, NaN when unknown."""
     x = np.full((tags.num_rows, len(features)), np.nan)
-    shown = np.empty((tags.num_rows, len(features)), dtype=object)
     for j, f in enumerate(features):
         col = tags[f.tag] if f.tag in tags.column_names else pa.nulls(tags.num_rows, arrow_type(f.kind))
         if f.kind == "list":
@@ -273,13 +132,21 @@ def _matrix(tags: pa.Table, features: Sequence[Feature]) -> tuple[np.ndarray, np
             x[:, j] = pc.index_in(col, pa.array(f.levels, pa.string())).to_numpy(zero_copy_only=False)
         else:
             x[:, j] = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+    return x
+
+
+def _shown(tags: pa.Table, features: Sequence[Feature], x: np.ndarray) -> np.ndarray:
+    """The features' values as the reasons show them (``_matrix`` numbers ``x``, category names, yes / no)."""
+    shown = np.empty(x.shape, dtype=object)
+    for j, f in enumerate(features):
         if f.kind == "category":
+            col = tags[f.tag] if f.tag in tags.column_names else pa.nulls(tags.num_rows, pa.string())
             shown[:, j] = pc.fill_null(col, "unknown").to_numpy(zero_copy_only=False)
         elif f.kind == "bool":
             shown[:, j] = np.where(np.isnan(x[:, j]), "unknown", np.where(x[:, j] > 0, "yes", "no"))
         else:
             shown[:, j] = np.where(np.isnan(x[:, j]), "unknown", np.char.mod("%g", np.round(x[:, j], 2)))
-    return x, shown
+    return shown
 
 
 @dataclass
@@ -295,12 +162,13 @@ class PropensityModel:
     baseline: Any = field(default=None, repr=False)  # the fitted RFM logistic regression (not saved)
 
     def predict(self, tags: pa.Table) -> np.ndarray:
-        return np.asarray(self.booster.predict(_matrix(tags, self.features)[0]))
+        return np.asarray(self.booster.predict(_matrix(tags, self.features)))
 
     def score(self, tags: pa.Table, *, top: int = TOP_REASONS) -> pa.Table:
         """(customer_id, repeat_propensity, propensity_reasons): the reasons are the features that push the
         score up most, by their SHAP contribution in log-odds, e.g. ``frequency=2 (+0.31)``."""
-        x, shown = _matrix(tags, self.features)
+        x = _matrix(tags, self.features)
+        shown = _shown(tags, self.features, x)
         p, contrib = np.zeros(len(x)), np.zeros_like(x)
         if len(x):
             p = np.asarray(self.booster.predict(x))
@@ -350,7 +218,7 @@ def fit_propensity(
     _check(holdout, "hold-out", MIN_HOLDOUT, MIN_HOLDOUT_CLASS)
     train = train.sort_by([("cohort", "ascending"), ("customer_id", "ascending")])  # the fit ignores row order
     features = _features(train)
-    x, _ = _matrix(train, features)
+    x = _matrix(train, features)
     y = train["label"].to_numpy(zero_copy_only=False).astype(np.float64)
     y_hold = holdout["label"].to_numpy(zero_copy_only=False)
     config = {**PARAMS, **(params or {}), "seed": seed}
@@ -371,25 +239,6 @@ def fit_propensity(
     return model
 
 
-def build_examples(
-    inputs: PortraitInputs, *, train: Sequence[str] | None = None, holdout: str | None = None, lag_days: int = 3,
-    horizon_days: int = 90, identifiers: ir.Table | None = None, say: Say = lambda _msg: None,
-) -> tuple[pa.Table, pa.Table, dict[str, Any]]:  # fmt: skip
-    """Training and hold-out examples (``cohort_examples`` rows) of the promotion cohorts in ``inputs`` (the
-    merchant now). By default the hold-out is the latest cohort whose label window has ended, and the training
-    set every cohort whose label window ended before the hold-out's feature cut."""
-    now = inputs.materialised(tables=("orders",))
-    data_end = _data_end(now)
-    chosen, held = _split(find_promotions(now), data_end, lag_days, horizon_days, train, holdout)
-    parts = []
-    for p in [*chosen, held]:
-        say(f"cohort {p.name}: portrait as of {p.feature_cut(lag_days):%Y-%m-%d %H:%M} UTC…")
-        parts.append(cohort_examples(now, p, lag_days=lag_days, horizon_days=horizon_days, identifiers=identifiers))
-    windows = {p.name: p.windows(lag_days, horizon_days) for p in [*chosen, held]}
-    info = {"lag_days": lag_days, "horizon_days": horizon_days, "data_end": data_end.isoformat(), "cohorts": windows}
-    return pa.concat_tables(parts[:-1], promote_options="permissive"), parts[-1], info
-
-
 def train_propensity(
     inputs: PortraitInputs, *, train: Sequence[str] | None = None, holdout: str | None = None, lag_days: int = 3,
     horizon_days: int = 90, seed: int = 7, identifiers: ir.Table | None = None, say: Say = lambda _msg: None,
@@ -399,6 +248,7 @@ def train_propensity(
         inputs, train=train, holdout=holdout, lag_days=lag_days, horizon_days=horizon_days,
         identifiers=identifiers, say=say,
     )  # fmt: skip
+    say(f"fitting LightGBM on {examples.num_rows:,} examples, measuring on {held.num_rows:,}…")
     model = fit_propensity(examples, held, seed=seed)
     model.info |= info
     return model
@@ -413,10 +263,11 @@ def score_current(
     found = [promotion] if promotion else [p for p in find_promotions(inputs) if p.end < today][-1:]
     target = tags.slice(0, 0)
     for p in found:
-        o = inputs.orders()
-        since = o.filter((o.net > 0) & (o.created_at >= ibis.timestamp(p.feature_cut(-1).isoformat())))
-        waiting = _cohort(inputs, p).anti_join(since.select("customer_id").distinct(), "customer_id")
-        target = tags.filter(pc.is_in(tags["customer_id"], inputs.engine.to_arrow(waiting)["customer_id"]))
+        members = cohort(inputs, p)
+        # no purchase from the promotion's last day on
+        waiting = members.filter(members.last_purchase_at < ibis.timestamp(p.feature_cut(-1).isoformat()))
+        ids = inputs.engine.to_arrow(waiting.select("customer_id"))["customer_id"]
+        target = tags.filter(pc.is_in(tags["customer_id"], ids))
     scored = model.score(target)
     rows = scored.take(pc.index_in(tags["customer_id"], scored["customer_id"]))
     return rows.set_column(0, "customer_id", tags["customer_id"])

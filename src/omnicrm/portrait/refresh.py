@@ -154,6 +154,7 @@ def _propensity(
     score = pa.nulls(n, pa.float64())
     reasons = pa.nulls(n, pa.list_(pa.string()))
     if model is not None:
+        say("scoring the latest promotion's new buyers…")
         scored = score_current(model, inputs, tags)
         score, reasons = scored["repeat_propensity"].cast(pa.float64()), scored["propensity_reasons"]
     empty = pa.scalar([], pa.list_(pa.string()))
@@ -176,7 +177,8 @@ def refresh_portrait(
     identity = derived.current("identity")
     if identity is None:
         raise NotFound("no identity snapshot yet: run `omnicrm refresh` so OneID runs before the portrait")
-    inputs = PortraitInputs.from_snapshot(engine, identity, as_of)
+    # the facts joined to customers, and the orders, computed once for every basis, model and past portrait
+    inputs = PortraitInputs.from_snapshot(engine, identity, as_of).materialised()
     previous = _previous_stats(derived)
     say("predicted value (BG/NBD, Gamma-Gamma)…")
     value = value_scores(inputs, previous.get("value"), refit=full)
@@ -187,6 +189,7 @@ def refresh_portrait(
     tags, propensity = _propensity(inputs, identifiers, result.tags, derived, previous.get("propensity"), full, say)
     custom = load_custom(state)
     tags = _add_custom(tags, custom, manual_values(state, custom), identity / "redirects.parquet")
+    say("writing the snapshot…")
     snapshot = derived.new_snapshot(AREA)
     computed_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     stats = {

@@ -102,8 +102,8 @@ def _daily(table: ir.Table, customer_id: str, timestamp: str, monetary: str | No
 
 def _summarise(daily: ir.Table, end: ir.DateScalar, unit: Unit) -> ir.Table:
     per = _DAYS[unit]
-    first = daily.day.min().over(group_by=daily.customer_id)
-    marked = daily.mutate(first=first)
+    # each customer's first day, joined back (not a window: that would group the days twice)
+    marked = daily.join(daily.group_by("customer_id").aggregate(first=daily.day.min()), "customer_id")
     repeat = marked.day > marked.first
     out = marked.group_by("customer_id").aggregate(
         n=marked.day.count(),

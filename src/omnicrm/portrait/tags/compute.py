@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import ibis
@@ -22,7 +23,7 @@ from omnicrm.portrait import bases
 from omnicrm.portrait.inputs import PortraitInputs
 from omnicrm.portrait.tags.model import Params, TagDefinition, cast_value
 
-__all__ = ["PortraitResult", "compute_tags", "lifecycle_thresholds", "measures"]
+__all__ = ["PortraitResult", "compute_tags", "lifecycle_thresholds", "measures", "rank_scores"]
 
 _MIN_GAPS = 30
 _DEFAULT_LIFECYCLE = (90, 180, 365)
@@ -64,8 +65,9 @@ def _days_between(later: dt.date, earlier: ir.DateValue) -> ir.IntegerValue:
     return ibis.date(later.isoformat()).delta(earlier, unit="day")
 
 
-def measures(b: ir.Table, as_of: dt.datetime) -> ir.Table:
-    """Per-customer quantities several tags share: recency, tenure, ratios, ages and RFM ranks."""
+def measures(b: ir.Table, as_of: dt.datetime, scores: ir.Table | None = None) -> ir.Table:
+    """Per-customer quantities several tags share: recency, tenure, ratios, ages and RFM ranks (``scores``, when
+    the customers in ``b`` are to be ranked among others: see ``rank_scores``)."""
     today = as_of.date()
     age = ibis.literal(today.year) - b.birthday.year()
     before_birthday = (b.birthday.month() > today.month) | (
@@ -73,7 +75,7 @@ def measures(b: ir.Table, as_of: dt.datetime) -> ir.Table:
     )
     span = bases.days_since(as_of, b.first_purchase_at) - bases.days_since(as_of, b.last_purchase_at)
     b = b.mutate(
-        recency_days=bases.days_since(as_of, b.last_purchase_at).cast("float64"),
+        recency_days=_recency(b, as_of),
         tenure_days=bases.days_since(as_of, b.first_purchase_at).cast("float64"),
         age_years=(age - before_birthday.cast("int64")).cast("float64"),
         member_tenure_days=_days_between(today, b.member_joined_at.substr(0, 10).cast("date")).cast("float64"),
@@ -81,12 +83,35 @@ def measures(b: ir.Table, as_of: dt.datetime) -> ir.Table:
             (b.purchase_days >= 2, span.cast("float64") / (b.purchase_days - 1)), else_=ibis.null("float64")
         ),
         avg_order_value=_ratio(b.spend, b.purchases),
-        avg_unit_price=_ratio(b.item_spend, b.items),
+        avg_unit_price=_unit_price(b),
         discount_rate=_ratio(b.discount_total, b.spend.cast("float64") + b.discount_total.cast("float64")),
         promo_share=_ratio(b.promo_purchases, b.purchases),
         return_rate=_ratio(b.refunded_orders, b.orders),
         channels_bought=sum((ibis.coalesce(b[f"purchases_{c}"], 0) > 0).cast("int64") for c in bases.CHANNELS),
     )
+    return b.join(_scores(b) if scores is None else scores, "customer_id")
+
+
+def _recency(b: ir.Table, as_of: dt.datetime) -> ir.FloatingValue:
+    return bases.days_since(as_of, b.last_purchase_at).cast("float64")
+
+
+def _unit_price(b: ir.Table) -> ir.FloatingValue:
+    return _ratio(b.item_spend, b.items)
+
+
+def rank_scores(inputs: PortraitInputs) -> ir.Table:
+    """The RFM scores and price rank of every customer, from everyone's purchases and prices alone."""
+    b = _join_all(inputs.customers(), [bases.buyers(inputs), bases.prices(inputs)])
+    b = b.mutate(spend=b.spend.fill_null(0), purchases=b.purchases.fill_null(0), items=b.items.fill_null(0))
+    return _scores(b.mutate(recency_days=_recency(b, inputs.as_of), avg_unit_price=_unit_price(b)))
+
+
+def _scores(b: ir.Table) -> ir.Table:
+    """RFM scores (percent ranks among buyers, in fifths) and the price rank, per customer.
+
+    Ranked on a narrow table: a window over every basis column would carry all of them through the sort."""
+    b = b.select("customer_id", "purchases", "recency_days", "spend", "avg_unit_price")
     buyer = b.purchases > 0
 
     def score(order_by: ir.Value) -> ir.Value:
@@ -94,7 +119,8 @@ def measures(b: ir.Table, as_of: dt.datetime) -> ir.Table:
         return ibis.cases((buyer, ibis.least((rank * 5).floor() + 1, 5)), else_=0).cast("float64")
 
     priced = b.avg_unit_price.notnull()
-    return b.mutate(
+    return b.select(
+        "customer_id",
         r_score=score(b.recency_days.desc()),
         f_score=score(b.purchases),
         m_score=score(b.spend),
@@ -127,9 +153,15 @@ def compute_tags(
     *,
     extra_bases: Sequence[pa.Table] = (),
     identifiers: ir.Table | None = None,
+    only: ir.Table | None = None,
     say: Say = lambda _msg: None,
 ) -> PortraitResult:
-    """Every customer's value of every definition (built-ins; rule tags are evaluated after, over these)."""
+    """Every customer's value of every definition (built-ins; rule tags are evaluated after, over these).
+
+    ``only`` (a table of customer ids): the tags of these customers alone, as they are among everyone (RFM scores,
+    price band and lifecycle thresholds still rank them against every customer): a cohort's portrait reads only
+    its members' facts, and everyone's purchases and prices.
+    """
     engine = inputs.engine
     stats: dict[str, Any] = {}
     say("lifecycle thresholds from the merchant's own purchase rhythm…")
@@ -137,23 +169,26 @@ def compute_tags(
     params = Params(as_of=inputs.as_of, lifecycle_days=thresholds, lifecycle_basis=basis_note)
     stats["lifecycle_days"] = {"active": thresholds[0], "cooling": thresholds[1], "dormant": thresholds[2]}
     stats["lifecycle_basis"] = basis_note
-    builders: list[tuple[str, Callable[[], ir.Table]]] = [
-        ("purchases", lambda: bases.purchases(inputs)),
-        ("preferences", lambda: bases.preferences(inputs)),
-        ("attributes", lambda: bases.attributes(inputs)),
-        ("needs", lambda: bases.needs(inputs)),
-        ("service", lambda: bases.service(inputs)),
+    own = inputs if only is None else inputs.only(only)
+    # (name, inputs, basis); referrals count referees among everyone
+    builders: list[tuple[str, PortraitInputs, Callable[[PortraitInputs], ir.Table]]] = [
+        ("purchases", own, bases.purchases),
+        ("prices", own, bases.prices),
+        ("preferences", own, bases.preferences),
+        ("attributes", own, bases.attributes),
+        ("needs", own, bases.needs),
+        ("service", own, bases.service),
     ]
     if identifiers is not None:
-        builders.append(("referrals", lambda: bases.referrals(inputs, identifiers)))
+        builders.append(("referrals", inputs, lambda i: bases.referrals(i, identifiers)))
     parts: list[ir.Table] = []
-    for name, build in builders:
+    for name, source, build in builders:
         say(f"basis: {name}…")
-        parts.append(engine.materialise(build(), f"basis_{name}"))
+        parts.append(source.computed(f"basis_{name}", partial(build, source)))
     for i, extra in enumerate(extra_bases):
         parts.append(engine.table_from_arrow(extra, f"basis_extra_{i}"))
-    customers = engine.materialise(inputs.customers(), "customers")
-    joined = measures(_fill_counts(_join_all(customers, parts)), inputs.as_of)
+    scores = None if only is None else engine.materialise(rank_scores(inputs), "rank_scores")
+    joined = measures(_fill_counts(_join_all(own.customers(), parts)), inputs.as_of, scores)
     joined = engine.materialise(joined, "basis")
     _check_definitions(definitions, joined)
     say(f"computing {len(definitions)} tags…")
