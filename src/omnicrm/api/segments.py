@@ -40,7 +40,8 @@ class SegmentChange(RuleBody):
 
 
 def _engine(request: Request) -> SegmentEngine:
-    return SegmentEngine(Engine(request.app.state.facts), request.app.state.derived)
+    state = request.app.state
+    return SegmentEngine(Engine(state.facts), state.derived, state=state.state_store)
 
 
 def _folder(request: Request) -> Any:

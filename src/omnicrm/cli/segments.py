@@ -20,7 +20,7 @@ segments_app = typer.Typer(help="Segments: rules over tags and behaviour; snapsh
 def _engine(ctx: Context) -> Any:
     from omnicrm.segments.evaluate import SegmentEngine
 
-    return SegmentEngine(ctx.engine, ctx.derived)
+    return SegmentEngine(ctx.engine, ctx.derived, state=ctx.state)
 
 
 def _rule(text: str | None, rule: str | None) -> tuple[Any, str | None]:

@@ -60,7 +60,7 @@ async def tags(
 
 def _engine(page: Page) -> SegmentEngine:
     state = page.request.app.state
-    return SegmentEngine(Engine(state.facts), state.derived)
+    return SegmentEngine(Engine(state.facts), state.derived, state=state.state_store)
 
 
 @router.get("/segments", response_class=HTMLResponse, include_in_schema=False)

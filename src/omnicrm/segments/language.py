@@ -7,6 +7,7 @@ JSON::
     {"did": "purchase", "where": {"category": "连衣裙"}, "within_days": 90,
      "count": {"op": ">=", "value": 2}}                                  behaviour in a time window
     {"did": "order", "since": "2026-11-11", "count": {"op": "=", "value": 0}}
+    {"consent": "wechat_oa", "purpose": "marketing"}                    may be sent on a channel now
 
 Text (the same rules)::
 
@@ -24,6 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from omnicrm.consent.subjects import CHANNELS, PURPOSES
 from omnicrm.errors import InputError, Problem
 
 __all__ = ["BEHAVIOURS", "FILTERS", "parse_text", "to_text", "validate_shape"]
@@ -98,6 +100,17 @@ def _behaviour(node: Mapping[str, Any], where: str, problems: list[Problem]) -> 
         )
 
 
+def _consent(node: Mapping[str, Any], where: str, problems: list[Problem]) -> None:
+    unknown = set(node) - {"consent", "purpose"}
+    if unknown:
+        problems.append(Problem(f"{where}: unknown key(s) {', '.join(sorted(unknown))}", field=where))
+    for key, known, default in (("consent", CHANNELS, None), ("purpose", PURPOSES, "marketing")):
+        value = node.get(key, default)
+        if value not in known:
+            reason = f"{where}.{key}: {value!r} is not one of {', '.join(known)}"
+            problems.append(Problem(reason, field=f"{where}.{key}"))
+
+
 def validate_shape(node: Any, where: str = "rule", problems: list[Problem] | None = None) -> list[Problem]:
     """Structural problems of a rule tree (tag names and value types are checked when it compiles)."""
     out = problems if problems is not None else []
@@ -115,8 +128,10 @@ def validate_shape(node: Any, where: str = "rule", problems: list[Problem] | Non
         validate_shape(node["not"], f"{where}.not", out)
     elif "did" in node:
         _behaviour(node, where, out)
+    elif "consent" in node:
+        _consent(node, where, out)
     elif "tag" not in node:
-        out.append(Problem(f"{where}: expected all, any, not, tag or did", field=where))
+        out.append(Problem(f"{where}: expected all, any, not, tag, did or consent", field=where))
     return out
 
 
@@ -127,7 +142,8 @@ _TOKEN = re.compile(
     r"""|(?P<op>>=|<=|!=|=|>|<)|(?P<punct>[(),])|(?P<word>[^\s"(),=<>!]+))"""
 )
 _KEYWORDS = {"and", "or", "not", "in", "contains", "is", "true", "false", "null", "empty", "at", "least", "most",
-             "times", "time", "last", "days", "day", "since", "until", "no", "between"}  # fmt: skip
+             "times", "time", "last", "days", "day", "since", "until", "no", "between", "consents", "to",
+             "for"}  # fmt: skip
 
 
 class _Parser:
@@ -202,6 +218,14 @@ class _Parser:
         if self.peek("no"):
             self.take()
             node = self.behaviour(self.take()[1].lower(), negated=True)
+            return node
+        if self.peek("consents"):
+            self.take()
+            self.take("to")
+            node = {"consent": self.take()[1].lower()}
+            if self.peek("for"):
+                self.take()
+                node["purpose"] = self.take()[1].lower()
             return node
         kind, word, pos = self.take()
         if kind != "word" or word.lower() in _KEYWORDS:
@@ -319,6 +343,9 @@ def to_text(node: Any, top: bool = True) -> str:
         return joined if top else f"({joined})"
     if "not" in node:
         return f"NOT {to_text(node['not'], False)}"
+    if "consent" in node:
+        purpose = f" FOR {node['purpose']}" if "purpose" in node else ""  # marketing when not said
+        return f"CONSENTS TO {node['consent']}{purpose}"
     if "did" in node:
         count = node.get("count", {"op": ">=", "value": 1})
         where = " ".join(f"{k} = {_lit(v)}" for k, v in node.get("where", {}).items())
