@@ -116,7 +116,9 @@ class Engine:
         if self.kind == "duckdb":
             return self.con.create_table(name, expr, temp=True)
         self.con._run_pre_execute_hooks(expr)  # registers in-memory tables the expression uses
-        self.spark.sql(self.con.compile(expr)).cache().createOrReplaceTempView(name)
+        # computed now and cut from its lineage: a table built on others that were built on others would otherwise
+        # carry (and print, for every query) the whole plan of each one it reads
+        self.spark.sql(self.con.compile(expr)).localCheckpoint(eager=True).createOrReplaceTempView(name)
         return self.con.table(name)
 
     def to_arrow(self, expr: ir.Table) -> pa.Table:
