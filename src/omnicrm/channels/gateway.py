@@ -15,7 +15,7 @@ import httpx
 from omnicrm.channels.base import Channel, ChannelSettings
 from omnicrm.channels.retry import Permanent, Transient, parse_retry_after
 
-__all__ = ["AccessToken", "HttpChannel"]
+__all__ = ["AccessToken", "HttpChannel", "TokenChannel"]
 
 
 class HttpChannel(Channel):
@@ -109,3 +109,21 @@ class AccessToken:
         with self._lock:
             if self._token == token:
                 self._token = None
+
+
+class TokenChannel(HttpChannel):
+    """An HTTP channel whose provider wants an access token fetched with the app's credentials (WeChat, WeCom)."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: ChannelSettings,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(name, settings, sleep, transport)
+        self.token = AccessToken(self._fetch_token)
+
+    def _fetch_token(self) -> tuple[str, float]:
+        """A fresh token and its lifetime in seconds."""
+        raise NotImplementedError

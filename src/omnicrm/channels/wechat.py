@@ -16,14 +16,10 @@ subscription messages for campaigns and journeys.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
-import httpx
-
-from omnicrm.channels.base import ChannelSettings, Message, Outcome, SendResult
-from omnicrm.channels.gateway import AccessToken, HttpChannel
+from omnicrm.channels.base import Message, Outcome, SendResult
+from omnicrm.channels.gateway import TokenChannel
 from omnicrm.channels.retry import Permanent, Transient
 
 __all__ = ["WeChatSubscribeChannel", "wechat_lang"]
@@ -39,22 +35,12 @@ def wechat_lang(language: str) -> str:
     return LANGS.get(language.lower().replace("_", "-"), "zh_CN")
 
 
-class WeChatSubscribeChannel(HttpChannel):
+class WeChatSubscribeChannel(TokenChannel):
     """Subscription messages; options: ``app`` = "mini_program" (default) or "official_account",
     ``miniprogram_state`` (formal, trial, developer); credentials ``app_id`` and ``app_secret``."""
 
     kind = "wechat"
     provider = "wechat-subscribe"
-
-    def __init__(
-        self,
-        name: str,
-        settings: ChannelSettings,
-        sleep: Callable[[float], None] = time.sleep,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(name, settings, sleep, transport)
-        self.token = AccessToken(self._fetch_token)
 
     def _fetch_token(self) -> tuple[str, float]:
         response = self.request(

@@ -11,14 +11,10 @@ WeChat's, refreshed on errcode 40014, 42001 or 40001.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
-import httpx
-
-from omnicrm.channels.base import ChannelSettings, Message, Outcome, SendResult
-from omnicrm.channels.gateway import AccessToken, HttpChannel
+from omnicrm.channels.base import Message, Outcome, SendResult
+from omnicrm.channels.gateway import TokenChannel
 from omnicrm.channels.retry import Permanent, Transient
 
 __all__ = ["WeComCustomerChannel"]
@@ -28,21 +24,11 @@ BUSY = {-1, 45009, 45033}
 MAX_ATTACHMENTS = 9
 
 
-class WeComCustomerChannel(HttpChannel):
+class WeComCustomerChannel(TokenChannel):
     """Customer messages; credentials ``corp_id`` and ``corp_secret``; option ``sender`` (staff userid)."""
 
     kind = "wecom"
     provider = "wecom-externalcontact"
-
-    def __init__(
-        self,
-        name: str,
-        settings: ChannelSettings,
-        sleep: Callable[[float], None] = time.sleep,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(name, settings, sleep, transport)
-        self.token = AccessToken(self._fetch_token)
 
     def _fetch_token(self) -> tuple[str, float]:
         params = {"corpid": self.settings.credential("corp_id"), "corpsecret": self.settings.credential("corp_secret")}
