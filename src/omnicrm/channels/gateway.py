@@ -15,7 +15,7 @@ import httpx
 from omnicrm.channels.base import Channel, ChannelSettings
 from omnicrm.channels.retry import Permanent, Transient, parse_retry_after
 
-__all__ = ["AccessToken", "HttpChannel", "TokenChannel"]
+__all__ = ["TOKEN_INVALID", "AccessToken", "HttpChannel", "TokenChannel"]
 
 
 class HttpChannel(Channel):
@@ -111,6 +111,10 @@ class AccessToken:
                 self._token = None
 
 
+# WeChat and WeCom errcodes for an access token that expired or was replaced
+TOKEN_INVALID = frozenset({40001, 40014, 42001})
+
+
 class TokenChannel(HttpChannel):
     """An HTTP channel whose provider wants an access token fetched with the app's credentials (WeChat, WeCom)."""
 
@@ -127,3 +131,15 @@ class TokenChannel(HttpChannel):
     def _fetch_token(self) -> tuple[str, float]:
         """A fresh token and its lifetime in seconds."""
         raise NotImplementedError
+
+    def post_with_token(self, path: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """POST ``payload`` with the current token; once more with a fresh token if the provider says it expired.
+        Returns the errcode (0 when absent) and the answer."""
+        for _ in range(2):
+            token = self.token.get()
+            body = self.json_of(self.request("POST", path, params={"access_token": token}, json=payload))
+            code = int(body.get("errcode", 0))
+            if code not in TOKEN_INVALID:
+                break
+            self.token.invalidate(token)
+        return code, body

@@ -19,12 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 from omnicrm.channels.base import Message, Outcome, SendResult
-from omnicrm.channels.gateway import TokenChannel
+from omnicrm.channels.gateway import TOKEN_INVALID, TokenChannel
 from omnicrm.channels.retry import Permanent, Transient
 
 __all__ = ["WeChatSubscribeChannel", "wechat_lang"]
 
-TOKEN_INVALID = {40001, 40014, 42001}
 REFUSED = 43101
 BUSY = {-1, 45009, 45011}
 LANGS = {"zh": "zh_CN", "zh-cn": "zh_CN", "en": "en_US", "zh-hk": "zh_HK", "zh-tw": "zh_TW"}
@@ -84,14 +83,7 @@ class WeChatSubscribeChannel(TokenChannel):
 
     def attempt(self, message: Message, number: int) -> SendResult:
         payload = self.payload(message)
-        for _ in range(2):  # a second round only after a token refresh
-            token = self.token.get()
-            body = self.json_of(self.request("POST", self.path, params={"access_token": token}, json=payload))
-            code = int(body.get("errcode", 0))
-            if code in TOKEN_INVALID:
-                self.token.invalidate(token)
-                continue
-            break
+        code, body = self.post_with_token(self.path, payload)
         text = f"errcode {code}: {body.get('errmsg', '')}"
         if code == 0:
             msgid = body.get("msgid")

@@ -14,12 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from omnicrm.channels.base import Message, Outcome, SendResult
-from omnicrm.channels.gateway import TokenChannel
+from omnicrm.channels.gateway import TOKEN_INVALID, TokenChannel
 from omnicrm.channels.retry import Permanent, Transient
 
 __all__ = ["WeComCustomerChannel"]
 
-TOKEN_INVALID = {40001, 40014, 42001}
 BUSY = {-1, 45009, 45033}
 MAX_ATTACHMENTS = 9
 
@@ -69,14 +68,7 @@ class WeComCustomerChannel(TokenChannel):
     def attempt(self, message: Message, number: int) -> SendResult:
         payload = self.payload(message)
         path = "/cgi-bin/externalcontact/add_msg_template"
-        for _ in range(2):  # a second round only after a token refresh
-            token = self.token.get()
-            body = self.json_of(self.request("POST", path, params={"access_token": token}, json=payload))
-            code = int(body.get("errcode", 0))
-            if code in TOKEN_INVALID:
-                self.token.invalidate(token)
-                continue
-            break
+        code, body = self.post_with_token(path, payload)
         text = f"errcode {code}: {body.get('errmsg', '')}"
         if code == 0:
             if message.address in (body.get("fail_list") or []):

@@ -17,6 +17,7 @@ __all__ = ["mount"]
 
 def mount(app: FastAPI) -> None:
     """Add the console's pages, static files, error pages and security headers to ``app``."""
+    app.state.console_reports = {}  # dashboard reports per derived snapshot (see dashboard._report)
     static = resources.files("omnicrm.console").joinpath("static")
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(static)), name="console-static")
     for module in (login, dashboard, customers, catalogue):

@@ -30,7 +30,7 @@ def _report(page: Page, name: str, pick: Callable[[Analytics], Any]) -> Any:
     state = page.request.app.state
     derived = state.derived
     key = (name, str(derived.current("portrait")), str(derived.current("identity")))
-    cache: dict[tuple[str, str, str], Any] = state.__dict__.setdefault("console_reports", {})
+    cache: dict[tuple[str, str, str], Any] = state.console_reports
     with _lock:
         if key in cache:
             return cache[key]

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from omnicrm.access.sessions import SESSION_HOURS, LoginThrottled, end_session, log_in
 from omnicrm.console.i18n import COOKIE as LANG_COOKIE
 from omnicrm.console.i18n import LANGUAGES
-from omnicrm.console.web import PREFIX, SESSION_COOKIE, Page, current, need, render
+from omnicrm.console.web import PREFIX, SESSION_COOKIE, Page, current, foreign_origin, need, render
 from omnicrm.errors import AuthError
 
 __all__ = ["home_of", "router"]
@@ -66,12 +66,7 @@ async def login(
     next: Annotated[str, Form()] = "",
 ) -> Response:
     cookie = request.cookies.get(LOGIN_COOKIE, "")
-    origin = request.headers.get("origin")
-    if (
-        not cookie
-        or not hmac.compare_digest(cookie, login_token)
-        or (origin and origin.split("://", 1)[-1] != request.headers.get("host", ""))
-    ):
+    if not cookie or not hmac.compare_digest(cookie, login_token) or foreign_origin(request):
         return _login_form(page, error=page.t("login.expired"), status=403, username=username)
     address = request.client.host if request.client else "unknown"
     try:

@@ -32,6 +32,7 @@ __all__ = [
     "Page",
     "csrf_failed",
     "current",
+    "foreign_origin",
     "login_redirect",
     "need",
     "render",
@@ -124,10 +125,17 @@ def need(permission: str | None = None) -> Callable[[Request], Coroutine[Any, An
     return check
 
 
+def foreign_origin(request: Request) -> bool:
+    """True when the browser says the request comes from another site."""
+    origin = request.headers.get("origin")
+    if not origin:
+        return False
+    return origin.split("://", 1)[-1] != request.headers.get("host", "")
+
+
 async def csrf_failed(request: Request, session: Session | None) -> bool:
     """True when an unsafe request lacks this session's token or comes from another site."""
-    origin = request.headers.get("origin")
-    if origin and origin.split("://", 1)[-1] != request.headers.get("host", ""):
+    if foreign_origin(request):
         return True
     sent = request.headers.get("x-csrf-token")
     if sent is None and request.headers.get("content-type", "").startswith(

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from omnicrm.errors import InputError, NotFound
-from omnicrm.identity.explain import normalise_one, resolve_id
+from omnicrm.identity.explain import normalise_many, resolve_id
 
 __all__ = ["SUMMARY_TAGS", "Match", "find_customers"]
 
@@ -35,19 +35,11 @@ class Match:
 
 
 def _keys(query: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """Identifier keys the query could be, and (type, value) pairs for the scoped types."""
-    keys: list[str] = []
-    for id_type in _UNSCOPED:
-        try:
-            keys.append(normalise_one(id_type, query))
-        except InputError:
-            continue
-    scoped = []
-    for id_type in _SCOPED:
-        try:
-            scoped.append((id_type, normalise_one(id_type, query).split(":", 2)[2]))
-        except InputError:
-            continue
+    """Identifier keys the query could be, and (type, value) pairs for the scoped types (one normalising query)."""
+    types = (*_UNSCOPED, *_SCOPED)
+    normalised = normalise_many([(id_type, query) for id_type in types])
+    keys = [f"{t}::{v}" for t, (v, _) in zip(types, normalised, strict=True) if v is not None and t in _UNSCOPED]
+    scoped = [(t, v) for t, (v, _) in zip(types, normalised, strict=True) if v is not None and t in _SCOPED]
     return keys, scoped
 
 

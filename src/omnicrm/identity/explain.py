@@ -20,7 +20,7 @@ import pyarrow as pa
 from omnicrm.errors import InputError, NotFound
 from omnicrm.identity.identifiers import IDENTIFIER_TYPES, normalise
 
-__all__ = ["CustomerIdentity", "Joined", "explain_customer", "lookup", "normalise_one", "resolve_id"]
+__all__ = ["CustomerIdentity", "Joined", "explain_customer", "lookup", "normalise_many", "normalise_one", "resolve_id"]
 
 _KIND_WORDS = {"order_line": "order", "person": "person record", "event": "events", "message": "conversation"}
 
@@ -160,17 +160,25 @@ def explain_customer(snapshot: Path | None, customer_id: int) -> CustomerIdentit
     return CustomerIdentity(current, customer_id, joined, len(by_record))
 
 
+def normalise_many(id_type_values: list[tuple[str, str]]) -> list[tuple[str | None, str | None]]:
+    """Each (type, raw value) normalised exactly as refresh computes it, in one query: (value, reason refused)."""
+    for id_type, _ in id_type_values:
+        if id_type not in IDENTIFIER_TYPES or not IDENTIFIER_TYPES[id_type].merges:
+            known = ", ".join(t for t, d in IDENTIFIER_TYPES.items() if d.merges)
+            raise InputError(f"unknown identifier type {id_type!r}; use one of {known}")
+    types, values = [t for t, _ in id_type_values], [v for _, v in id_type_values]
+    t = ibis.memtable(pa.table({"t": pa.array(types, pa.string()), "v": pa.array(values, pa.string())}))
+    v, reason = normalise(t.t, t.v)
+    rows = ibis.duckdb.connect().to_pyarrow(t.select(v=v, r=reason)).to_pylist()
+    return [(row["v"], row["r"]) for row in rows]
+
+
 def normalise_one(id_type: str, value: str, scope: str = "") -> str:
     """The identifier key a raw value normalises to, exactly as refresh computes it."""
-    if id_type not in IDENTIFIER_TYPES or not IDENTIFIER_TYPES[id_type].merges:
-        known = ", ".join(t for t, d in IDENTIFIER_TYPES.items() if d.merges)
-        raise InputError(f"unknown identifier type {id_type!r}; use one of {known}")
-    t = ibis.memtable(pa.table({"t": [id_type], "v": [value]}))
-    v, reason = normalise(t.t, t.v)
-    row = ibis.duckdb.connect().to_pyarrow(t.select(v=v, r=reason)).to_pylist()[0]
-    if row["v"] is None:
-        raise InputError(f"{id_type} {value!r} is not usable as an identifier: {row['r']}")
-    return f"{id_type}:{scope}:{row['v']}"
+    normalised, reason = normalise_many([(id_type, value)])[0]
+    if normalised is None:
+        raise InputError(f"{id_type} {value!r} is not usable as an identifier: {reason}")
+    return f"{id_type}:{scope}:{normalised}"
 
 
 def lookup(snapshot: Path | None, id_type: str, value: str, scope: str = "") -> list[int]:

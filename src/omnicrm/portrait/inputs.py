@@ -33,6 +33,7 @@ from omnicrm.portrait.columns import (
 from omnicrm.portrait.orders import ORDER_KEY, TIMES, orders_of, orders_then, shop_events
 from omnicrm.store.derived import DerivedStore
 from omnicrm.store.engine import Engine
+from omnicrm.store.facts import TIME_COLUMN
 
 __all__ = [
     "CHINA",
@@ -45,8 +46,6 @@ __all__ = [
     "promotion_kind",
 ]
 
-TABLES = ("order_lines", "events", "people", "messages", "orders")
-FACT_KINDS = {"order_line": "created_at", "event": "timestamp", "person": "observed_at", "message": "sent_at"}
 # The order-line columns the portrait reads: shared (materialised) order lines keep only these.
 PORTRAIT_LINE_COLUMNS = (
     "customer_id", "source", "order_id", "created_at", "category", "brand", "size", "colour", "quantity", "discount",
@@ -93,7 +92,7 @@ class PortraitInputs:
         if kind not in self._facts:
             return None
         t = self._facts[kind]
-        return t if self.as_of == self._facts_as_of else t.filter(t[FACT_KINDS[kind]] <= self.cutoff)
+        return t if self.as_of == self._facts_as_of else t.filter(t[TIME_COLUMN[kind]] <= self.cutoff)
 
     def _with_customer(self, kind: str, time_column: str) -> ir.Table:
         shared = self._facts_at(kind)
@@ -132,7 +131,7 @@ class PortraitInputs:
         out = PortraitInputs(self.engine, records, self.as_of)
         out._facts["customers"] = keep(self.customers(), "customers")
         out._facts["order_line"] = keep(self._versions().select(*PORTRAIT_LINE_COLUMNS), "order_line_versions")
-        for kind, time_column in FACT_KINDS.items():
+        for kind, time_column in TIME_COLUMN.items():
             if kind != "order_line":
                 out._facts[kind] = keep(self._with_customer(kind, time_column), kind)
         out._facts_as_of = self.as_of
