@@ -60,6 +60,28 @@ class Settings(BaseSettings):
         5.0, description="How often the server's loader moves buffered events to facts; 0 turns it off."
     )
     loader_batch_size: int = Field(200_000, description="Most buffered events one loader step writes to one file.")
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The address people reach omnicrm at; tracked links and unsubscribe links start with it.",
+    )
+    global_control_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        description="Share of all customers kept out of every marketing campaign for a quarter (a global control "
+        "group, redrawn each quarter); 0 turns it off.",
+    )
+    frequency_cap: str = Field(
+        "4/7",
+        pattern=r"^\d+/\d+$",
+        description="Default cap on marketing messages per person across all campaigns: 'messages/days'.",
+    )
+    quiet_hours: str = Field(
+        "21:00-09:00",
+        pattern=r"^$|^\d\d:\d\d-\d\d:\d\d$",
+        description="Default hours without marketing messages, in the person's time zone ('' for none).",
+    )
+    timezone: str = Field("Asia/Shanghai", description="Time zone of customers whose own time zone is unknown.")
     channels: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Marketing channels by name: [channels.<name>] tables with kind (email, sms, wechat, wecom, push, "
