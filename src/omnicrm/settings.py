@@ -64,6 +64,7 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000",
         description="The address people reach omnicrm at; tracked links and unsubscribe links start with it.",
     )
+    shop_name: str = Field("", description="The shop's name as messages show it (the shop_name template field).")
     global_control_share: float = Field(
         0.0,
         ge=0.0,
@@ -73,13 +74,16 @@ class Settings(BaseSettings):
     )
     frequency_cap: str = Field(
         "4/7",
-        pattern=r"^\d+/\d+$",
-        description="Default cap on marketing messages per person across all campaigns: 'messages/days'.",
+        pattern=r"^$|^\d+/\d+$",
+        description="Default cap on marketing messages per person across all campaigns: 'messages/days' ('' for none).",
     )
     quiet_hours: str = Field(
         "21:00-09:00",
         pattern=r"^$|^\d\d:\d\d-\d\d:\d\d$",
         description="Default hours without marketing messages, in the person's time zone ('' for none).",
+    )
+    campaign_interval_seconds: float = Field(
+        10.0, ge=0, description="How often the server launches due campaigns and sends launched ones; 0 turns it off."
     )
     timezone: str = Field("Asia/Shanghai", description="Time zone of customers whose own time zone is unknown.")
     channels: dict[str, dict[str, Any]] = Field(

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -46,6 +47,7 @@ class Gateway:
         self.requests: list[Recorded] = []
         self._scripts: dict[str, deque[Reply]] = {}
         self._defaults: dict[str, Reply] = {}
+        self._handlers: dict[str, Callable[[Recorded], Reply]] = {}
         self._lock = threading.Lock()
         gateway = self
 
@@ -100,6 +102,11 @@ class Gateway:
         with self._lock:
             self._defaults[path] = reply
 
+    def handle(self, path: str, handler: Callable[[Recorded], Reply]) -> None:
+        """Answer every call to ``path`` (after any script) with ``handler(request)``: a stateful provider."""
+        with self._lock:
+            self._handlers[path] = handler
+
     def to(self, path: str) -> list[Recorded]:
         with self._lock:
             return [r for r in self.requests if r.path == path]
@@ -110,6 +117,8 @@ class Gateway:
             queue = self._scripts.get(request.path)
             if queue:
                 return queue.popleft()
+            if request.path in self._handlers:
+                return self._handlers[request.path](request)
             return self._defaults.get(request.path, Reply(404, {"error": f"nothing scripted for {request.path}"}))
 
     def __enter__(self) -> Gateway:

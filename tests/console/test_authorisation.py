@@ -75,6 +75,14 @@ MATRIX: dict[tuple[str, str], str] = {
     ("PUT", "/api/consents/personalisation"): "api:consents:write",
     ("POST", "/api/consents/sms-replies"): "api:consents:write",
     ("GET", "/api/customers/{customer_id}/consents"): "api:consents:read",
+    ("GET", "/api/campaigns"): "api:campaigns:read",
+    ("POST", "/api/campaigns"): "api:campaigns:write",
+    ("GET", "/api/campaigns/{campaign_id}"): "api:campaigns:read",
+    ("POST", "/api/campaigns/{campaign_id}/launch"): "api:campaigns:write",
+    ("POST", "/api/campaigns/{campaign_id}/cancel"): "api:campaigns:write",
+    ("GET", "/api/campaigns/{campaign_id}/recipients"): "api:campaigns:read",
+    ("POST", "/api/campaigns/{campaign_id}/in-doubt"): "api:campaigns:write",
+    ("GET", "/l/{token}"): PUBLIC,  # a tracked link: the signed token is the authority
     ("GET", "/u/{token}"): PUBLIC,  # the signed token is the authority
     ("POST", "/u/{token}"): PUBLIC,
     ("GET", "/wechat/{appid}/events"): PUBLIC,  # WeChat's signature is the authority
@@ -123,6 +131,10 @@ API_INPUTS: dict[tuple[str, str], dict[str, Any]] = {
         "json": {"subject": "phone::+8613912345678", "non_personalised": False, "source": "staff"}
     },
     ("POST", "/api/consents/sms-replies"): {"json": {"phone": "13912345678", "text": "hello"}},
+    ("POST", "/api/campaigns"): {
+        "json": {"name": "matrix", "segment_id": 0, "channel": "none", "content": {"zh": {"body": "hi"}}}
+    },
+    ("POST", "/api/campaigns/{campaign_id}/in-doubt"): {"json": {"decision": "resend"}},
 }
 
 
@@ -165,6 +177,7 @@ def params(console_app: TestClient) -> dict[str, str]:
         "endpoint": "track",
         "token": "not-a-token",
         "appid": "wxmatrix",
+        "campaign_id": "0",
     }
 
 

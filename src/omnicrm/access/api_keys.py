@@ -22,6 +22,8 @@ SCOPES = {
     "analytics:read": "read the analytics reports (repeat purchase, cohorts, RFM, value, channels, OneID)",
     "consents:read": "read consents and non-personalised marketing choices of addresses and customers",
     "consents:write": "record grants and withdrawals of consent, personalisation choices and SMS opt-out replies",
+    "campaigns:read": "read campaigns, their send logs and results",
+    "campaigns:write": "create, launch, cancel campaigns and settle sends left in doubt",
     "admin": "everything",
 }
 

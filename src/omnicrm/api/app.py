@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from omnicrm import __version__
-from omnicrm.api import analytics, consents, customers, ingest, segments, tags
+from omnicrm.api import analytics, campaigns, consents, customers, ingest, links, segments, tags
 from omnicrm.api.errors import install_error_handlers
 from omnicrm.api.responses import JSONBody
 from omnicrm.console import mount as mount_console
@@ -54,7 +54,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 on_backlog=_backlog,
             )
             loader.start()
+        sender = None
+        if settings.campaign_interval_seconds > 0:
+            from omnicrm.campaigns.launch import Marketing
+            from omnicrm.campaigns.worker import CampaignWorker
+            from omnicrm.channels.registry import for_settings
+
+            sender = CampaignWorker(Marketing(settings, state, for_settings(settings)),
+                                    interval=settings.campaign_interval_seconds)  # fmt: skip
+            sender.start()
         yield
+        if sender is not None:
+            sender.stop()
+            sender.system.channels.close()
         if loader is not None:
             loader.stop()
         state.dispose()
@@ -78,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(segments.router)
     app.include_router(analytics.router)
     app.include_router(consents.router)
+    app.include_router(links.router)
+    app.include_router(campaigns.router)
     mount_console(app)
 
     @app.get("/health", tags=["ops"])

@@ -123,6 +123,9 @@ class ChannelSettings(BaseModel):
         description="Longest delay between attempts; a longer Retry-After "
         "ends the attempts and is handed back to the caller.",
     )
+    daily_quota: int | None = Field(
+        None, ge=0, description="Most messages per day (merchant's time zone) through this channel; none if unset."
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific options.")
 
     def credential(self, name: str) -> str:
@@ -243,6 +246,15 @@ class Channel(ABC):
             units=units,
             cost=self.settings.cost_per_unit * units,
         )
+
+    # Recovery after a crash between "about to send" and "recorded as sent": a channel whose provider
+    # recognises our idempotency key may simply be sent again; one that can look a send up by its key
+    # answers ``was_sent``; for any other the send stays in doubt for a person to decide.
+    resend_safe: bool = False
+
+    def was_sent(self, message: Message) -> bool | None:
+        """Whether the provider holds a send with this message's idempotency key; None if it cannot tell."""
+        return None
 
     @abstractmethod
     def attempt(self, message: Message, number: int) -> SendResult:

@@ -24,6 +24,7 @@ class CouponChannel(HttpChannel):
 
     kind = "coupon"
     provider = "coupon-service"
+    resend_safe = True  # the service answers a repeated key with the coupon it already issued
 
     def check(self, message: Message) -> str | None:
         return super().check(message) or (None if message.template_id else "field 'template_id' is empty")

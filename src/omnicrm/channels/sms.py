@@ -19,12 +19,14 @@ import json
 import math
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from omnicrm.channels.base import Message, Outcome, SendResult
 from omnicrm.channels.gateway import HttpChannel
-from omnicrm.channels.retry import Transient
+from omnicrm.channels.retry import Permanent, Transient
 
 __all__ = ["OPT_OUT", "AliyunSmsChannel", "billing_units", "prepare_text", "sign"]
 
@@ -43,6 +45,7 @@ RETRY_LATER: dict[str, float] = {
     "isp.RAM_PERMISSION_DENY": 3600.0,
 }
 # Codes where the person's number refuses marketing (blacklisted / unsubscribed).
+CHINA = ZoneInfo("Asia/Shanghai")
 REFUSED = {"isv.BLACK_KEY_CONTROL_LIMIT_PHONE", "isv.PHONE_IN_BLACKLIST", "isv.MOBILE_IN_BLACKLIST"}
 
 
@@ -123,22 +126,53 @@ class AliyunSmsChannel(HttpChannel):
             "OutId": message.idempotency_key,
         }
 
-    def attempt(self, message: Message, number: int) -> SendResult:
-        params = self.query_for(message)
-        params.update(
-            {
-                "AccessKeyId": self.settings.credential("access_key_id"),
-                "Format": "JSON",
-                "SignatureMethod": "HMAC-SHA1",
-                "SignatureVersion": "1.0",
-                "SignatureNonce": uuid.uuid4().hex,
-                "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
-        )
+    def call(self, params: dict[str, str]) -> dict[str, Any]:
+        """One signed RPC call; business errors come back as HTTP 400 with a Code, so they are read, not raised."""
+        params = {
+            **params,
+            "AccessKeyId": self.settings.credential("access_key_id"),
+            "Format": "JSON",
+            "SignatureMethod": "HMAC-SHA1",
+            "SignatureVersion": "1.0",
+            "SignatureNonce": uuid.uuid4().hex,
+            "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
         params["Signature"] = sign("GET", params, self.settings.credential("access_key_secret"))
-        # Business errors come back as HTTP 400 with a Code; read them rather than failing on the status.
         response = self.request("GET", "/", params=params, accept_status=(400, 403, 404))
         body = self.json_of(response)
+        body.setdefault("_status", response.status_code)
+        return body
+
+    def was_sent(self, message: Message) -> bool | None:
+        """QuerySendDetails for the number on the send's day (China time) and the day before: is our OutId there?"""
+        today = datetime.now(CHINA).date()
+        try:
+            for day in (today, today - timedelta(days=1)):
+                page = 1
+                while True:
+                    body = self.call(
+                        {
+                            "Action": "QuerySendDetails", "Version": "2017-05-25",
+                            "RegionId": self.settings.options.get("region", "cn-hangzhou"),
+                            "PhoneNumber": message.address, "SendDate": day.strftime("%Y%m%d"),
+                            "PageSize": "50", "CurrentPage": str(page),
+                        }
+                    )  # fmt: skip
+                    if body.get("Code") != "OK":
+                        return None
+                    details = (body.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []
+                    if any(d.get("OutId") == message.idempotency_key for d in details):
+                        return True
+                    if page * 50 >= int(body.get("TotalCount") or 0):
+                        break
+                    page += 1
+        except (Transient, Permanent):
+            return None
+        return False
+
+    def attempt(self, message: Message, number: int) -> SendResult:
+        body = self.call(self.query_for(message))
+        response_status = body.pop("_status")
         code = str(body.get("Code", ""))
         text = f"{code}: {body.get('Message', '')}"
         if code == "OK":
@@ -148,5 +182,5 @@ class AliyunSmsChannel(HttpChannel):
         if code in REFUSED:
             return self.result(message, Outcome.REFUSED, error=f"{self.label}: {text}", provider_code=code)
         if not code:
-            raise Transient(f"answer without Code (HTTP {response.status_code})", code="bad_answer")
+            raise Transient(f"answer without Code (HTTP {response_status})", code="bad_answer")
         return self.result(message, Outcome.FAILED_PERMANENT, error=f"{self.label}: {text}", provider_code=code)

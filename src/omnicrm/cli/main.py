@@ -21,6 +21,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from omnicrm.cli import (
+        campaigns,
         config,
         consents,
         demo,
@@ -34,7 +35,20 @@ def _register() -> None:
         users,
     )
 
-    for module in (demo, server, sources, importing, refresh, identity, tags, segments, consents, users, config):
+    for module in (
+        demo,
+        server,
+        sources,
+        importing,
+        refresh,
+        identity,
+        tags,
+        segments,
+        consents,
+        campaigns,
+        users,
+        config,
+    ):
         module.register(app)
 
 

@@ -35,11 +35,11 @@ class LoaderThread(threading.Thread):
         self.state, self.facts = state, facts
         self.interval, self.batch_size, self.dedupe_days = interval, batch_size, dedupe_days
         self.on_backlog = on_backlog
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._last_purge = 0.0
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 self.on_backlog(buffered_count(self.state))
                 result = load(self.state, self.facts, batch_size=self.batch_size)
@@ -51,8 +51,8 @@ class LoaderThread(threading.Thread):
                     self._last_purge = time.monotonic()
             except Exception as exc:  # keep loading after a transient failure; it is retried next round
                 log.exception("loader step failed; will retry", error=repr(exc))
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout)

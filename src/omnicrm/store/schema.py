@@ -332,6 +332,8 @@ campaigns = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("launched_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("runner", String(64), nullable=True, comment="the sender process working on it"),
+    Column("runner_seen_at", DateTime(timezone=True), nullable=True, comment="the runner's last heartbeat"),
     Index(None, "status", "send_at"),
 )
 
@@ -346,7 +348,13 @@ campaign_recipients = Table(
     Column("stratum", String(128), nullable=True),
     Column("address", String(512), nullable=True, comment="identifier key the message goes to"),
     Column("language", String(8), nullable=False, default="zh"),
-    Column("status", String(16), nullable=False, comment="pending, sending, sent, refused, failed, in_doubt, none"),
+    Column("timezone", String(64), nullable=True, comment="the person's time zone, if known (quiet hours)"),
+    Column(
+        "status",
+        String(16),
+        nullable=False,
+        comment="pending, sending, sent, refused, failed, withdrawn, in_doubt, none",
+    ),
     Column("idempotency_key", String(255), nullable=False, unique=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("not_before", DateTime(timezone=True), nullable=True, comment="quiet hours or a retry delay"),

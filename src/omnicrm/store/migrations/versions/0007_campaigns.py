@@ -39,10 +39,7 @@ def upgrade() -> None:
             "channel", sa.String(length=64), nullable=False, comment="name of a configured channel ([channels.<name>])"
         ),
         sa.Column(
-            "consent_channel",
-            sa.String(length=16),
-            nullable=False,
-            comment="consent channel checked (email, sms, ...)",
+            "consent_channel", sa.String(length=16), nullable=False, comment="consent channel checked (email, sms, ...)"
         ),
         sa.Column("segment_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
@@ -74,6 +71,8 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("launched_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("runner", sa.String(length=64), nullable=True, comment="the sender process working on it"),
+        sa.Column("runner_seen_at", sa.DateTime(timezone=True), nullable=True, comment="the runner's last heartbeat"),
         sa.ForeignKeyConstraint(["segment_id"], ["segments.id"], name=op.f("fk_campaigns_segment_id_segments")),
         sa.ForeignKeyConstraint(
             ["snapshot_id"], ["segment_snapshots.id"], name=op.f("fk_campaigns_snapshot_id_segment_snapshots")
@@ -106,10 +105,13 @@ def upgrade() -> None:
         sa.Column("address", sa.String(length=512), nullable=True, comment="identifier key the message goes to"),
         sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column(
+            "timezone", sa.String(length=64), nullable=True, comment="the person's time zone, if known (quiet hours)"
+        ),
+        sa.Column(
             "status",
             sa.String(length=16),
             nullable=False,
-            comment="pending, sending, sent, refused, failed, in_doubt, none",
+            comment="pending, sending, sent, refused, failed, withdrawn, in_doubt, none",
         ),
         sa.Column("idempotency_key", sa.String(length=255), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),

@@ -1,0 +1,201 @@
+"""Campaigns end to end: a segment's consented, uncapped, non-holdout members get exactly one message each,
+through a real SMTP server and a recording SMS gateway on 127.0.0.1; an opt-out mid-campaign stops sends."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from omnicrm.campaigns.definition import create_campaign
+from omnicrm.campaigns.launch import Marketing, launch
+from omnicrm.campaigns.log import log_summary
+from omnicrm.campaigns.sender import in_quiet_hours, run_campaign
+from omnicrm.consent.ledger import record
+from omnicrm.consent.personalisation import set_choice
+from omnicrm.errors import Conflict, InputError, NotFound
+from omnicrm.segments.saved import delete_segment
+from omnicrm.store.schema import campaign_recipients
+from tests.campaigns.conftest import addresses, grant, new_segment
+from tests.campaigns.providers import AliyunSms
+from tests.channels.gateways import Gateway, Recorded, Reply
+from tests.channels.test_email import Inbox
+
+SMS_BODY = {"zh": {"body": "{{ shop_name }}会员专享：全场满199减30 https://shop.example/d11"}}
+
+
+def recipients(system: Marketing, campaign_id: int) -> dict[int, Any]:
+    with system.state.connect() as conn:
+        rows = conn.execute(select(campaign_recipients).where(campaign_recipients.c.campaign_id == campaign_id)).all()
+    return {int(r.customer_id): r for r in rows}
+
+
+def test_sms_campaign_reaches_exactly_the_consented_uncapped_non_holdout(
+    merchant: Path, shop_of: Callable[..., Marketing], gateway: Gateway
+) -> None:
+    system = shop_of(merchant)
+    provider = AliyunSms().install(gateway)
+    phones = addresses(merchant, "phone")
+    consented = phones[: len(phones) * 2 // 3]
+    grant(system.state, [k for _, k in consented], "sms")
+    asked = phones[1]  # asked for non-personalised marketing only: a segment may not pick them
+    set_choice(system.state, subject=asked[1], non_personalised=True, source="preference_centre", by="test")
+    segment = new_segment(system)
+    campaign = create_campaign(system.state, system.channels, system.settings,
+                               {"name": "双11 回购", "segment_id": segment, "channel": "sms", "content": SMS_BODY,
+                                "holdout_share": 0.2, "stratify_by": "lifecycle_stage"}, by="test")  # fmt: skip
+    launched = launch(system, campaign.id)
+    rows = recipients(system, campaign.id)
+    assert launched["members"] == len(rows) > len(consented)
+    by_arm = {arm: {c for c, r in rows.items() if r.arm == arm} for arm in ("treatment", "holdout", "excluded")}
+    eligible = {c for c, _ in consented} - {asked[0]}
+    assert by_arm["treatment"] | by_arm["holdout"] == eligible
+    assert rows[asked[0]].reason == "non_personalised"
+    assert {r.reason for c, r in rows.items() if r.arm == "excluded" and c != asked[0]} == {"no_consent"}
+    # stratified: in each lifecycle stage exactly round(n × 0.2) are held out
+    strata: dict[str, list[int]] = {}
+    for c in eligible:
+        strata.setdefault(rows[c].stratum, []).append(c)
+    for stratum, people in strata.items():
+        held = sum(1 for c in people if rows[c].arm == "holdout")
+        assert held == round(len(people) * 0.2), stratum
+
+    report = run_campaign(system, campaign.id, batch=7)
+    assert report.stopped == "done" and report.counts == {"sent": len(by_arm["treatment"])}
+    key_of = dict(consented)
+    expected = {key_of[c].split(":", 2)[2] for c in by_arm["treatment"]}
+    assert set(provider.per_phone()) == expected and set(provider.per_phone().values()) == {1}
+    sent = provider.sent[0]["text"]
+    assert sent.startswith("小鹿茶会员专享") and sent.endswith("回T退订") and "https://crm.shop.example/l/" in sent
+    summary = log_summary(system.state, campaign.id)
+    assert summary["statuses"] == {"sent": len(expected)} and summary["units"] >= len(expected)
+    assert summary["cost"] == pytest.approx(0.045 * summary["units"])
+    with pytest.raises(Conflict):
+        run_campaign(system, campaign.id)  # done: nothing can send it again
+    with pytest.raises(Conflict):
+        launch(system, campaign.id)
+
+
+def test_opt_out_mid_campaign_stops_later_sends(
+    merchant: Path, shop_of: Callable[..., Marketing], gateway: Gateway
+) -> None:
+    system = shop_of(merchant)
+    phones = addresses(merchant, "phone")[:40]
+    grant(system.state, [k for _, k in phones], "sms")
+    provider = AliyunSms()
+    last = phones[-1]
+
+    def replying(request: Recorded) -> Reply:
+        answer = provider(request)
+        if len(provider.sent) == 3:  # the third text goes out: the last person replies "TD" meanwhile
+            record(system.state, subject=last[1], channel="sms", purpose="marketing", granted=False,
+                   source="sms_reply", by="sms gateway", detail="TD")  # fmt: skip
+        return answer
+
+    gateway.handle("/", replying)
+    campaign = create_campaign(system.state, system.channels, system.settings,
+                               {"name": "opt-out", "segment_id": new_segment(system), "channel": "sms",
+                                "content": SMS_BODY, "holdout_share": 0.0}, by="test")  # fmt: skip
+    launch(system, campaign.id)
+    report = run_campaign(system, campaign.id, batch=3, workers=1)
+    rows = recipients(system, campaign.id)
+    assert rows[last[0]].status == "withdrawn" and report.counts["withdrawn"] == 1
+    assert last[1].split(":", 2)[2] not in provider.per_phone()
+    assert report.counts["sent"] == len(phones) - 1
+
+
+def test_frequency_cap_counts_every_campaign(merchant: Path, shop_of: Callable[..., Marketing],
+                                             gateway: Gateway) -> None:  # fmt: skip
+    system = shop_of(merchant, frequency_cap="1/7")
+    AliyunSms().install(gateway)
+    phones = addresses(merchant, "phone")[:30]
+    grant(system.state, [k for _, k in phones], "sms")
+    segment = new_segment(system)
+    spec = {"name": "first", "segment_id": segment, "channel": "sms", "content": SMS_BODY, "holdout_share": 0.0}
+    first = create_campaign(system.state, system.channels, system.settings, spec, by="test")
+    launch(system, first.id)
+    run_campaign(system, first.id)
+    second = create_campaign(system.state, system.channels, system.settings, {**spec, "name": "second"}, by="test")
+    launch(system, second.id)
+    rows = recipients(system, second.id)
+    assert {c for c, r in rows.items() if r.reason == "capped"} == {c for c, _ in phones}
+    assert not [r for r in rows.values() if r.arm == "treatment"]
+
+
+def test_email_campaign_through_real_smtp(merchant: Path, shop_of: Callable[..., Marketing],
+                                          smtp: tuple[Inbox, int]) -> None:  # fmt: skip
+    system = shop_of(merchant)
+    emails = addresses(merchant, "email")[:12]
+    grant(system.state, [k for _, k in emails], "email")
+    content = {
+        "zh": {"subject": "{{ shop_name }} 双11 回馈", "body": "您好，满199减30：https://shop.example/d11 退订 {{ unsubscribe_url }}",
+               "html": "<p>满199减30 <a href=\"https://shop.example/d11\">去看看</a></p>"},
+    }  # fmt: skip
+    campaign = create_campaign(system.state, system.channels, system.settings,
+                               {"name": "mail", "segment_id": new_segment(system), "channel": "email",
+                                "content": content, "holdout_share": 0.25}, by="test")  # fmt: skip
+    launch(system, campaign.id)
+    report = run_campaign(system, campaign.id)
+    inbox = smtp[0]
+    treated = {c for c, r in recipients(system, campaign.id).items() if r.arm == "treatment"}
+    assert report.counts == {"sent": len(treated)} == {"sent": len(inbox.messages)} and len(treated) == 9
+    mail = inbox.messages[0]
+    assert mail["List-Unsubscribe"].startswith("<https://crm.shop.example/u/")
+    html = mail.get_body(("html",)).get_content()
+    assert "https://crm.shop.example/l/" in html and "https://shop.example/d11" not in html
+
+
+def test_quiet_hours_defer_and_bad_inputs(merchant: Path, shop_of: Callable[..., Marketing],
+                                          gateway: Gateway) -> None:  # fmt: skip
+    system = shop_of(merchant, quiet_hours="21:00-09:00")
+    provider = AliyunSms().install(gateway)
+    phones = addresses(merchant, "phone")[:5]
+    grant(system.state, [k for _, k in phones], "sms")
+    segment = new_segment(system)
+    spec = {"name": "night", "segment_id": segment, "channel": "sms", "content": SMS_BODY, "holdout_share": 0.0}
+    campaign = create_campaign(system.state, system.channels, system.settings, spec, by="test")
+    launch(system, campaign.id)
+    night = dt.datetime(2026, 11, 10, 15, 30, tzinfo=dt.UTC)  # 23:30 in Shanghai
+    report = run_campaign(system, campaign.id, clock=lambda: night)
+    assert report.stopped == "quiet_hours" and not provider.sent
+    assert report.next_at == dt.datetime(2026, 11, 11, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai
+    assert in_quiet_hours(dt.datetime(2026, 11, 11, 1, 0, tzinfo=dt.UTC), (dt.time(21), dt.time(9)),
+                          __import__("zoneinfo").ZoneInfo("Asia/Shanghai")) is None  # fmt: skip
+    morning = dt.datetime(2026, 11, 11, 2, 0, tzinfo=dt.UTC)
+    assert run_campaign(system, campaign.id, clock=lambda: morning).counts == {"sent": 5}
+
+    # a template naming a missing field, an unknown channel, a deleted segment: clear errors
+    with pytest.raises(InputError) as bad:
+        create_campaign(system.state, system.channels, system.settings,
+                        {**spec, "content": {"zh": {"body": "{{ favourite_dish }}"}}}, by="test")  # fmt: skip
+    assert "content.zh.body" in str(bad.value.problems) and "favourite_dish" in str(bad.value.problems)
+    with pytest.raises(Exception, match="no channel named 'fax'"):
+        create_campaign(system.state, system.channels, system.settings, {**spec, "channel": "fax"}, by="test")
+    doomed = create_campaign(system.state, system.channels, system.settings, spec, by="test")
+    delete_segment(system.state, segment)
+    with pytest.raises(NotFound, match=f"segment {segment} was deleted"):
+        launch(system, doomed.id)
+
+
+def test_gateway_errors_are_retried_and_never_sent_twice(
+    merchant: Path, shop_of: Callable[..., Marketing], gateway: Gateway
+) -> None:
+    system = shop_of(merchant)
+    provider = AliyunSms().install(gateway)
+    provider.fail_next = 3  # the first three calls answer HTTP 500; the channel retries with backoff
+    phones = addresses(merchant, "phone")[:8]
+    grant(system.state, [k for _, k in phones], "sms")
+    campaign = create_campaign(system.state, system.channels, system.settings,
+                               {"name": "flaky", "segment_id": new_segment(system), "channel": "sms",
+                                "content": SMS_BODY, "holdout_share": 0.0}, by="test")  # fmt: skip
+    launch(system, campaign.id)
+    report = run_campaign(system, campaign.id, workers=1)
+    assert report.counts == {"sent": 8} and set(provider.per_phone().values()) == {1}
+    calls = [r for r in gateway.requests if r.query.get("Action") == ["SendSms"]]
+    assert len(calls) == 8 + 3
+    treated = [r for r in recipients(system, campaign.id).values() if r.arm == "treatment"]
+    assert len(treated) == 8 and all(r.status == "sent" and r.attempts == 1 for r in treated)
