@@ -81,6 +81,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/api/campaigns/{campaign_id}/launch"): "api:campaigns:write",
     ("POST", "/api/campaigns/{campaign_id}/cancel"): "api:campaigns:write",
     ("GET", "/api/campaigns/{campaign_id}/recipients"): "api:campaigns:read",
+    ("GET", "/api/campaigns/{campaign_id}/results"): "api:campaigns:read",
+    ("GET", "/api/campaigns/results/channels"): "api:campaigns:read",
     ("POST", "/api/campaigns/{campaign_id}/in-doubt"): "api:campaigns:write",
     ("GET", "/l/{token}"): PUBLIC,  # a tracked link: the signed token is the authority
     ("GET", "/u/{token}"): PUBLIC,  # the signed token is the authority

@@ -13,9 +13,10 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from omnicrm.api.customers import Key
-from omnicrm.campaigns import definition, log
+from omnicrm.campaigns import definition, log, measure
 from omnicrm.campaigns.launch import Marketing, launch
 from omnicrm.channels.registry import for_settings
+from omnicrm.store.engine import Engine
 
 __all__ = ["router"]
 
@@ -49,11 +50,34 @@ def create(request: Request, key: Key, body: definition.CampaignSpec) -> dict[st
     ).as_dict()
 
 
+@router.get("/results/channels", summary="Reach, conversions, revenue, cost, uplift and ROI per channel")
+async def channel_results(request: Request, key: Key) -> dict[str, Any]:
+    key.require("campaigns:read")
+    app = request.app.state
+
+    def work() -> dict[str, Any]:
+        rows = measure.channel_report(app.state_store, Engine(app.facts), app.derived)
+        return {"channels": [r.as_dict() for r in rows]}
+
+    return await run_in_threadpool(work)
+
+
 @router.get("/{campaign_id}", summary="A campaign and its send log by arm, status and exclusion reason")
 def show(request: Request, key: Key, campaign_id: int) -> dict[str, Any]:
     key.require("campaigns:read")
     state = request.app.state.state_store
     return {**definition.get_campaign(state, campaign_id).as_dict(), "log": log.log_summary(state, campaign_id)}
+
+
+@router.get("/{campaign_id}/results", summary="Conversions, revenue and cost by arm; uplift with a 95% interval; ROI")
+async def results(request: Request, key: Key, campaign_id: int) -> dict[str, Any]:
+    key.require("campaigns:read")
+    app = request.app.state
+
+    def work() -> dict[str, Any]:
+        return measure.measure_campaign(app.state_store, Engine(app.facts), app.derived, campaign_id).as_dict()
+
+    return await run_in_threadpool(work)
 
 
 @router.post("/{campaign_id}/launch", summary="Freeze the audience and draw the holdout, or schedule it")

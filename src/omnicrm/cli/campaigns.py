@@ -74,6 +74,7 @@ def run(
     campaign_id: int,
     wait: Annotated[bool, typer.Option(help="Wait out quiet hours, quotas and retry delays until done.")] = False,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Sends in flight at once.")] = 4,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Recipients claimed per round.")] = 200,
     lease_seconds: Annotated[
         float, typer.Option(help="Seconds after which a silent runner's campaign is taken over.")
     ] = 60.0,
@@ -85,8 +86,8 @@ def run(
     system = _system(ctx)
     try:
         with _progress() as progress:
-            report = run_campaign(system, campaign_id, workers=workers, lease_seconds=lease_seconds, wait=wait,
-                                  progress=progress)  # fmt: skip
+            report = run_campaign(system, campaign_id, workers=workers, batch=batch, lease_seconds=lease_seconds,
+                                  wait=wait, progress=progress)  # fmt: skip
     finally:
         system.channels.close()
     console.print_json(data=report.as_dict())
