@@ -39,7 +39,8 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from omnicrm.campaigns.measure import POSITIVE, ArmStats, CampaignMeasure, Uplift, measure_campaign, uplift
+from omnicrm.campaigns.measure import CampaignMeasure, measure_campaign
+from omnicrm.campaigns.uplift import POSITIVE, ArmStats, Uplift, uplift
 from omnicrm.identity.explain import normalise_many
 from omnicrm.identity.refresh import refresh_identity
 from omnicrm.simulate.campaign_response import CHANNEL_EFFECTS, SimulatedCampaign, simulate_campaign

@@ -15,13 +15,11 @@ import pytest
 from scipy import stats
 from sqlalchemy import insert
 
-from omnicrm.campaigns.measure import (
+from omnicrm.campaigns.measure import CampaignMeasure, channel_report, measure_campaign
+from omnicrm.campaigns.uplift import (
     NO_EFFECT,
     NOT_ENOUGH,
     ArmStats,
-    CampaignMeasure,
-    channel_report,
-    measure_campaign,
     newcombe_difference,
     uplift,
     verdicts,
