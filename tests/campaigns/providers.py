@@ -24,6 +24,8 @@ class AliyunSms:
     delay: float = 0.0
     sent: list[dict[str, Any]] = field(default_factory=list)
     fail_next: int = 0
+    late_next: int = 0  # the next sends are carried out but answered only after `late_by` seconds
+    late_by: float = 1.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def install(self, gateway: Gateway) -> AliyunSms:
@@ -43,7 +45,10 @@ class AliyunSms:
                 self.sent.append({"phone": request.q("PhoneNumbers"), "out_id": request.q("OutId"),
                                   "text": params.get("content", ""), "day": dt.date.today().strftime("%Y%m%d")})  # fmt: skip
                 n = len(self.sent)
-            return Reply(200, {"Code": "OK", "Message": "OK", "BizId": f"biz-{n}", "RequestId": f"r-{n}"})
+                late = self.late_next > 0
+                self.late_next -= int(late)
+            return Reply(200, {"Code": "OK", "Message": "OK", "BizId": f"biz-{n}", "RequestId": f"r-{n}"},
+                         delay=self.late_by if late else 0.0)  # fmt: skip
         if action == "QuerySendDetails":
             phone, day = request.q("PhoneNumber"), request.q("SendDate")
             with self._lock:
@@ -66,6 +71,8 @@ SUBSCRIBE = "/cgi-bin/message/subscribe/send"
 class WeChat:
     refused: set[str] = field(default_factory=set)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    late_next: int = 0  # the next messages are delivered but answered only after `late_by` seconds
+    late_by: float = 1.0
 
     def install(self, gateway: Gateway) -> WeChat:
         gateway.default("/cgi-bin/token", Reply(200, {"access_token": "tok", "expires_in": 7200}))
@@ -77,4 +84,6 @@ class WeChat:
         if body["touser"] in self.refused:
             return Reply(200, {"errcode": 43101, "errmsg": "user refuse to accept the msg"})
         self.sent.append(body)
-        return Reply(200, {"errcode": 0, "errmsg": "ok", "msgid": len(self.sent)})
+        late = self.late_next > 0
+        self.late_next -= int(late)
+        return Reply(200, {"errcode": 0, "errmsg": "ok", "msgid": len(self.sent)}, delay=self.late_by if late else 0.0)

@@ -13,15 +13,15 @@ from sqlalchemy import select
 
 from omnicrm.campaigns.definition import create_campaign
 from omnicrm.campaigns.launch import Marketing, launch
-from omnicrm.campaigns.log import log_summary
+from omnicrm.campaigns.log import log_summary, resolve_in_doubt
 from omnicrm.campaigns.sender import in_quiet_hours, run_campaign
 from omnicrm.consent.ledger import record
 from omnicrm.consent.personalisation import set_choice
 from omnicrm.errors import Conflict, InputError, NotFound
 from omnicrm.segments.saved import delete_segment
 from omnicrm.store.schema import campaign_recipients
-from tests.campaigns.conftest import addresses, grant, new_segment
-from tests.campaigns.providers import AliyunSms
+from tests.campaigns.conftest import addresses, channel_settings, grant, new_segment
+from tests.campaigns.providers import AliyunSms, WeChat
 from tests.channels.gateways import Gateway, Recorded, Reply
 from tests.channels.test_email import Inbox
 
@@ -199,3 +199,35 @@ def test_gateway_errors_are_retried_and_never_sent_twice(
     assert len(calls) == 8 + 3
     treated = [r for r in recipients(system, campaign.id).values() if r.arm == "treatment"]
     assert len(treated) == 8 and all(r.status == "sent" and r.attempts == 1 for r in treated)
+
+
+def test_timeouts_never_send_twice(merchant: Path, shop_of: Callable[..., Marketing], gateway: Gateway) -> None:
+    """A provider that acts but answers too late: SMS asks QuerySendDetails and counts it sent; WeChat, which
+    cannot be asked, leaves it in doubt for a person rather than sending again."""
+    channels = channel_settings(gateway.url, 1)
+    channels["sms"]["timeout"] = channels["wechat"]["timeout"] = 0.3
+    system = shop_of(merchant, channels=channels)
+    sms = AliyunSms(late_next=1).install(gateway)
+    wechat = WeChat(late_next=1).install(gateway)
+    phones = addresses(merchant, "phone")[:4]
+    grant(system.state, [k for _, k in phones], "sms")
+    spec = {"name": "late", "segment_id": new_segment(system), "channel": "sms", "content": SMS_BODY,
+            "holdout_share": 0.0}  # fmt: skip
+    campaign = create_campaign(system.state, system.channels, system.settings, spec, by="test")
+    launch(system, campaign.id)
+    assert run_campaign(system, campaign.id, workers=1).counts == {"sent": 4}
+    assert set(sms.per_phone().values()) == {1} and len(sms.sent) == 4
+
+    openids = [(c, k) for c, k in addresses(merchant, "wechat_openid") if k.split(":")[1] == "wx_mp_demo"][:3]
+    assert openids, "the demo merchant has mini-program openids"
+    grant(system.state, [k for _, k in openids], "wechat_mp")
+    care = {"zh": {"template_id": "TPL-care", "params": {"thing1": "会员关怀"}}}
+    campaign = create_campaign(system.state, system.channels, system.settings,
+                               {**spec, "name": "care", "channel": "wechat", "content": care}, by="test")  # fmt: skip
+    launch(system, campaign.id)
+    report = run_campaign(system, campaign.id, workers=1)
+    assert report.counts == {"in_doubt": 1, "sent": len(openids) - 1}
+    assert len(wechat.sent) == len(openids)  # delivered once each; the late one was not sent again
+    summary = log_summary(system.state, campaign.id)
+    assert summary["statuses"] == {"in_doubt": 1, "sent": len(openids) - 1}
+    assert resolve_in_doubt(system.state, campaign.id, "mark_sent") == 1

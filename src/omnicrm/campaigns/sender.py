@@ -129,6 +129,8 @@ def _result_values(result: SendResult, attempts_done: int, now: dt.datetime) -> 
                 "units": result.units, "cost_micros": int(result.cost * 1_000_000), "error": None}  # fmt: skip
     if result.outcome is Outcome.REFUSED:
         return {"status": "refused", "error": result.error}
+    if result.outcome is Outcome.IN_DOUBT:
+        return {"status": "in_doubt", "error": result.error}
     if result.outcome is Outcome.FAILED_RETRYABLE and attempts_done < MAX_ROUNDS:
         delay = result.retry_after if result.retry_after is not None else 60.0 * 2 ** (attempts_done - 1)
         return {"status": "pending", "not_before": now + dt.timedelta(seconds=delay), "error": result.error}

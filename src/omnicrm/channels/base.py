@@ -41,6 +41,7 @@ class Outcome(StrEnum):
     REFUSED = "refused"  # the person (or the platform on their behalf) does not accept it: never retry
     FAILED_PERMANENT = "failed_permanent"  # wrong address, template or settings: retrying cannot help
     FAILED_RETRYABLE = "failed_retryable"  # the provider was unreachable or busy: try again later
+    IN_DOUBT = "in_doubt"  # no answer came back and the provider cannot say whether it acted: never resend blindly
 
 
 def idempotency_key(campaign_id: str, recipient: str, step: str) -> str:
@@ -201,7 +202,7 @@ class Channel(ABC):
 
     def send(self, message: Message) -> SendResult:
         """Send one message; never raises for provider or network trouble, only returns a result."""
-        from omnicrm.channels.retry import Permanent, run_with_retries
+        from omnicrm.channels.retry import Permanent, Transient, run_with_retries
         from omnicrm.errors import ConfigError
 
         problem = self.check(message)
@@ -214,14 +215,47 @@ class Channel(ABC):
                 error=f"{self.label}: {problem}",
             )
 
+        doubt = False  # the last attempt may have reached the provider without our hearing back
+
         def attempt(number: int) -> SendResult:
+            nonlocal doubt
+            if doubt:
+                settled = self.settle_doubt(message)
+                if settled is not None:
+                    return settled
+                doubt = False
             self.limiter.acquire()
             try:
                 return self.attempt(message, number)
             except ConfigError as exc:
                 raise Permanent(str(exc), code="settings") from exc
+            except Transient as exc:
+                doubt = exc.maybe_delivered
+                raise
 
-        return run_with_retries(attempt, self.policy, channel=self.name, key=message.idempotency_key, label=self.label)
+        result = run_with_retries(attempt, self.policy, channel=self.name, key=message.idempotency_key,
+                                  label=self.label)  # fmt: skip
+        if doubt and result.outcome is Outcome.FAILED_RETRYABLE:
+            return self.settle_doubt(message) or result
+        return result
+
+    def settle_doubt(self, message: Message) -> SendResult | None:
+        """After an attempt that may have reached the provider: the send's result if it did (or if that cannot be
+        known), None if sending again is safe."""
+        if self.resend_safe:
+            return None
+        known = self.was_sent(message)
+        if known is True:
+            return self.sent(message, None, units=self.units_of(message))
+        if known is False:
+            return None
+        return self.result(message, Outcome.IN_DOUBT,
+                           error=f"{self.label}: no answer came back and the provider cannot say whether the message "
+                                 "went out; not sent again")  # fmt: skip
+
+    def units_of(self, message: Message) -> int:
+        """Billing units of one message (SMS counts characters)."""
+        return 1
 
     def check(self, message: Message) -> str | None:
         """A problem with the message that no attempt can fix (naming the field), or None."""

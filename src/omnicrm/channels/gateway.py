@@ -50,10 +50,15 @@ class HttpChannel(Channel):
         5xx raise ``Transient``; other 4xx raise ``Permanent`` with the provider's words."""
         try:
             response = self.client.request(method, path, params=params, json=json, headers=headers, auth=auth)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise Transient(f"could not connect within the timeout ({type(exc).__name__})", code="timeout") from exc
         except httpx.TimeoutException as exc:
-            raise Transient(f"no answer within the timeout ({type(exc).__name__})", code="timeout") from exc
-        except httpx.TransportError as exc:
+            raise Transient(f"no answer within the timeout ({type(exc).__name__})", code="timeout",
+                            maybe_delivered=True) from exc  # fmt: skip
+        except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
             raise Transient(f"connection failed: {exc}", code="connection") from exc
+        except httpx.TransportError as exc:  # the connection broke after the request was written
+            raise Transient(f"connection lost: {exc}", code="connection", maybe_delivered=True) from exc
         status = response.status_code
         if status < 300 or status in accept_status:
             return response

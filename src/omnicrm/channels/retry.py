@@ -21,11 +21,15 @@ __all__ = ["Permanent", "RetryPolicy", "Transient", "parse_retry_after", "run_wi
 class Transient(Exception):
     """An attempt failed in a way that another attempt may fix."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, code: str | None = None, *, maybe_delivered: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.code = code
+        # the request went out and no answer came back: the provider may have acted on it
+        self.maybe_delivered = maybe_delivered
 
 
 class Permanent(Exception):

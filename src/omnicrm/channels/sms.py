@@ -102,6 +102,9 @@ class AliyunSmsChannel(HttpChannel):
             return "field 'body' (the rendered text, for billing and the opt-out check) is empty"
         return None
 
+    def units_of(self, message: Message) -> int:
+        return billing_units(self.text_of(message))
+
     def text_of(self, message: Message) -> str:
         """The text as delivered: signature and opt-out included."""
         return prepare_text(message.body, self.settings.options["sign_name"], marketing=message.purpose == "marketing")
@@ -176,7 +179,7 @@ class AliyunSmsChannel(HttpChannel):
         code = str(body.get("Code", ""))
         text = f"{code}: {body.get('Message', '')}"
         if code == "OK":
-            return self.sent(message, body.get("BizId"), units=billing_units(self.text_of(message)))
+            return self.sent(message, body.get("BizId"), units=self.units_of(message))
         if code in RETRY_LATER:
             raise Transient(text, retry_after=RETRY_LATER[code], code=code)
         if code in REFUSED:
