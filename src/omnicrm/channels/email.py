@@ -94,11 +94,7 @@ class SmtpChannel(Channel):
     def attempt(self, message: Message, number: int) -> SendResult:
         mail = self.build(message)
         try:
-            with self._connect() as smtp:
-                refused = smtp.send_message(mail)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = next(iter(exc.recipients.values()))
-            return self._reply(message, code, reply)
+            smtp = self._connect()
         except smtplib.SMTPAuthenticationError as exc:
             reason = f"SMTP {exc.smtp_code}: login refused (check username and password)"
             raise Permanent(reason, str(exc.smtp_code)) from exc
@@ -106,6 +102,17 @@ class SmtpChannel(Channel):
             return self._reply(message, exc.smtp_code, exc.smtp_error)
         except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
             raise Transient(f"{type(exc).__name__}: {exc}", code="connection") from exc
+        try:
+            with smtp:
+                refused = smtp.send_message(mail)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()))
+            return self._reply(message, code, reply)
+        except smtplib.SMTPResponseException as exc:
+            return self._reply(message, exc.smtp_code, exc.smtp_error)
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
+            # the message may have been handed over before the line went quiet: not safe to send blindly again
+            raise Transient(f"{type(exc).__name__}: {exc}", code="connection", maybe_delivered=True) from exc
         if refused:
             code, reply = next(iter(refused.values()))
             return self._reply(message, code, reply)
