@@ -105,6 +105,15 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/console/segments/count"): "console:segments.view",
     ("POST", "/console/segments"): "console:segments.write",
     ("GET", "/console/users"): "console:users.view",
+    ("GET", "/console/campaigns"): "console:campaigns.view",
+    ("GET", "/console/campaigns/new"): "console:campaigns.write",
+    ("POST", "/console/campaigns"): "console:campaigns.write",
+    ("GET", "/console/campaigns/channels"): "console:campaigns.view",
+    ("GET", "/console/campaigns/channels/chart"): "console:campaigns.view",
+    ("GET", "/console/campaigns/{campaign_id}"): "console:campaigns.view",
+    ("GET", "/console/campaigns/{campaign_id}/chart"): "console:campaigns.view",
+    ("POST", "/console/campaigns/{campaign_id}/launch"): "console:campaigns.write",
+    ("POST", "/console/campaigns/{campaign_id}/cancel"): "console:campaigns.write",
 }
 
 

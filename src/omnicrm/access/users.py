@@ -40,6 +40,8 @@ PERMISSIONS = {
     "tags.view": "read the tag catalogue",
     "segments.view": "read segments and count audiences",
     "segments.write": "save segments",
+    "campaigns.view": "see campaigns, their send logs and results",
+    "campaigns.write": "create, launch and cancel campaigns",
     "users.view": "see the console's users and their roles",
 }
 
@@ -55,6 +57,8 @@ ROLES: dict[str, frozenset[str]] = {
             "tags.view",
             "segments.view",
             "segments.write",
+            "campaigns.view",
+            "campaigns.write",
         }
     ),
     "service_agent": frozenset(
