@@ -79,6 +79,8 @@ def channel_settings(gateway_url: str, smtp_port: int) -> dict[str, Any]:
         "email": {"kind": "email", "base_url": f"smtp://127.0.0.1:{smtp_port}", "rate_per_second": 0,
                   "backoff_base": 0.01, "timeout": 5, "cost_per_unit": "0.001",
                   "options": {"from_address": "news@shop.example.com", "from_name": "小鹿茶"}},
+        "coupons": {"kind": "coupon", "base_url": gateway_url, "cost_per_unit": "0.5", "rate_per_second": 0,
+                    "backoff_base": 0.01},
         "wechat": {"kind": "wechat", "base_url": gateway_url, "rate_per_second": 0, "backoff_base": 0.01,
                    "credentials": {"app_id": "wx_mp_demo", "app_secret": "s"}},
     }  # fmt: skip

@@ -87,3 +87,24 @@ class WeChat:
         late = self.late_next > 0
         self.late_next -= int(late)
         return Reply(200, {"errcode": 0, "errmsg": "ok", "msgid": len(self.sent)}, delay=self.late_by if late else 0.0)
+
+
+@dataclass
+class CouponService:
+    """The merchant's coupon service: one coupon per idempotency key, however often it is asked."""
+
+    issued: dict[str, str] = field(default_factory=dict)
+    calls: int = 0
+
+    def install(self, gateway: Gateway) -> CouponService:
+        gateway.handle("/coupons/issue", self)
+        return self
+
+    def __call__(self, request: Recorded) -> Reply:
+        self.calls += 1
+        key = request.headers["idempotency-key"]
+        body = request.json()
+        assert body["idempotency_key"] == key
+        known = key in self.issued
+        code = self.issued.setdefault(key, f"CP{len(self.issued) + 1:05d}")
+        return Reply(200, {"coupon_id": code, "status": "already_issued" if known else "issued"})

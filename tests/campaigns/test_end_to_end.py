@@ -21,7 +21,7 @@ from omnicrm.errors import Conflict, InputError, NotFound
 from omnicrm.segments.saved import delete_segment
 from omnicrm.store.schema import campaign_recipients
 from tests.campaigns.conftest import addresses, channel_settings, grant, new_segment
-from tests.campaigns.providers import AliyunSms, WeChat
+from tests.campaigns.providers import AliyunSms, CouponService, WeChat
 from tests.channels.gateways import Gateway, Recorded, Reply
 from tests.channels.test_email import Inbox
 
@@ -231,3 +231,27 @@ def test_timeouts_never_send_twice(merchant: Path, shop_of: Callable[..., Market
     summary = log_summary(system.state, campaign.id)
     assert summary["statuses"] == {"in_doubt": 1, "sent": len(openids) - 1}
     assert resolve_in_doubt(system.state, campaign.id, "mark_sent") == 1
+
+
+def test_coupon_issued_once_per_recipient_and_shown_in_the_text(
+    merchant: Path, shop_of: Callable[..., Marketing], gateway: Gateway
+) -> None:
+    system = shop_of(merchant)
+    sms = AliyunSms().install(gateway)
+    coupons = CouponService().install(gateway)
+    phones = addresses(merchant, "phone")[:6]
+    grant(system.state, [k for _, k in phones], "sms")
+    content = {"zh": {"body": "送您一张满199减30券：{{ coupon_code }}"}, "coupon_template": "T-D11-30"}
+    spec = {"name": "coupon", "segment_id": new_segment(system), "channel": "sms", "holdout_share": 0.0}
+    with pytest.raises(InputError, match="coupon_template and coupon_channel together"):
+        create_campaign(system.state, system.channels, system.settings, {**spec, "content": content}, by="test")
+    with pytest.raises(InputError, match="does not issue coupons"):
+        create_campaign(system.state, system.channels, system.settings,
+                        {**spec, "content": {**content, "coupon_channel": "email"}}, by="test")  # fmt: skip
+    campaign = create_campaign(system.state, system.channels, system.settings,
+                               {**spec, "content": {**content, "coupon_channel": "coupons"}}, by="test")  # fmt: skip
+    launch(system, campaign.id)
+    assert run_campaign(system, campaign.id).counts == {"sent": 6}
+    codes = sorted(coupons.issued.values())
+    assert len(codes) == 6 and sorted(s["text"].split("：")[1][:7] for s in sms.sent) == codes
+    assert log_summary(system.state, campaign.id)["cost"] == pytest.approx(6 * 0.5 + 6 * 0.045)

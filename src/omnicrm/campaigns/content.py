@@ -101,6 +101,15 @@ class Content(BaseModel):
     zh: LanguageContent
     en: LanguageContent | None = None
     coupon_template: str | None = Field(None, max_length=128, description="Coupon template issued with the message.")
+    coupon_channel: str | None = Field(
+        None, max_length=64, description="The configured coupon channel that issues it (its id is `coupon_code`)."
+    )
+
+    @model_validator(mode="after")
+    def _coupon_complete(self) -> Content:
+        if (self.coupon_template is None) != (self.coupon_channel is None):
+            raise ValueError("give coupon_template and coupon_channel together")
+        return self
 
 
 # --- the sandbox -------------------------------------------------------------------------------

@@ -187,6 +187,9 @@ def create_campaign(
         problems = [Problem(e["msg"], field="content." + ".".join(str(p) for p in e["loc"])) for e in exc.errors()]
         raise InputError("the campaign's content is not valid", problems) from None
     compile_content(content)
+    if content.coupon_channel is not None and channels[content.coupon_channel].settings.kind != "coupon":
+        raise InputError(f"channel '{content.coupon_channel}' does not issue coupons",
+                         [Problem("name a channel of kind coupon", field="content.coupon_channel")])  # fmt: skip
     cap = parse_cap(settings.frequency_cap if spec.frequency_cap is None else spec.frequency_cap)
     quiet = settings.quiet_hours if spec.quiet_hours is None else spec.quiet_hours
     parse_quiet_hours(quiet)

@@ -7,7 +7,7 @@ and the field, which the sender records as that recipient's permanent failure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,15 +63,15 @@ class Renderer:
         for record in found.to_pylist():
             self._fields[int(record["customer_id"])].update(record)
 
-    def message(self, row: Any) -> Message | str:
-        """The message for a send-log row, or the reason it cannot be made."""
+    def message(self, row: Any, extra: Mapping[str, object] | None = None) -> Message | str:
+        """The message for a send-log row (``extra``: values such as the issued coupon), or why it cannot be made."""
         customer = int(row.customer_id)
         if not row.address:
             return f"customer {customer}: no address on the campaign's channel"
         values = dict(self._fields.get(customer, {"customer_id": customer}))
         refusal = unsubscribe_url(self.settings.public_url, self.settings.secret_key, row.address,
                                   self.campaign.consent_channel, "marketing")  # fmt: skip
-        values.update({"unsubscribe_url": refusal, "shop_name": self.settings.shop_name})
+        values.update({"unsubscribe_url": refusal, "shop_name": self.settings.shop_name, **(extra or {})})
         links = link_maker(
             self.settings.public_url, self.settings.secret_key, self.campaign.id, str(row.step), customer
         )

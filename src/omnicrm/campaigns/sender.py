@@ -32,7 +32,7 @@ from sqlalchemy import and_, func, or_, select, update
 from omnicrm.campaigns.definition import Campaign, get_campaign, parse_quiet_hours
 from omnicrm.campaigns.launch import Marketing
 from omnicrm.campaigns.rendering import Renderer
-from omnicrm.channels.base import Channel, Outcome, SendResult
+from omnicrm.channels.base import Channel, Message, Outcome, SendResult
 from omnicrm.consent.ledger import states
 from omnicrm.errors import Conflict
 from omnicrm.store.schema import campaign_recipients, campaigns
@@ -144,6 +144,8 @@ class _Run:
         self.state = system.state
         self.channel: Channel = system.channels[campaign.channel]
         self.renderer = Renderer(system, campaign)
+        coupon_channel = self.renderer.compiled.content.coupon_channel
+        self.coupons: Channel | None = None if coupon_channel is None else system.channels[coupon_channel]
         self.quiet = parse_quiet_hours(campaign.quiet_hours)
         self.zone = ZoneInfo(system.settings.timezone)
         self.report = RunReport(campaign.id)
@@ -165,13 +167,30 @@ class _Run:
     def _where(self, *more: Any) -> Any:
         return and_(R.campaign_id == self.campaign.id, R.step == "1", R.arm == "treatment", *more)
 
+    def compose(self, row: Any) -> tuple[Message | str, int]:
+        """The row's message, after issuing its coupon when the content has one (the coupon service knows the
+        idempotency key, so issuing again after a retry or a crash hands back the same coupon); and the coupon's
+        cost in micros."""
+        coupon = self.renderer.compiled.coupon_template
+        if coupon is None:
+            return self.renderer.message(row), 0
+        channel = self.coupons
+        assert channel is not None
+        issued = channel.send(Message(channel=channel.name, address=str(row.customer_id),
+                                      campaign_id=str(self.campaign.id), recipient=str(row.customer_id),
+                                      step=f"{row.step}:coupon", template_id=coupon))  # fmt: skip
+        if not issued.ok or not issued.provider_message_id:
+            return f"customer {row.customer_id}: the coupon could not be issued: {issued.error or 'no coupon id'}", 0
+        cost = int(issued.cost * 1_000_000)
+        return self.renderer.message(row, {"coupon_code": issued.provider_message_id}), cost
+
     # -- settling rows left in doubt by a crashed runner ------------------------------------------------
     def settle(self) -> None:
         with self.state.connect() as conn:
             rows = conn.execute(select(campaign_recipients).where(self._where(R.status == "sending"))).all()
         self.renderer.prefetch(rows)
         for row in rows:
-            message = self.renderer.message(row)
+            message, _ = self.compose(row)
             if isinstance(message, str):
                 verdict, values = "failed", {"status": "failed", "error": message}
             elif self.channel.resend_safe:
@@ -237,13 +256,14 @@ class _Run:
             _record(self.state, row.idempotency_key,
                     {"status": "withdrawn", "error": "consent withdrawn before the send"})  # fmt: skip
             return "withdrawn"
-        message = self.renderer.message(row)
+        message, coupon_cost = self.compose(row)
         if isinstance(message, str):
             _record(self.state, row.idempotency_key, {"status": "failed", "error": message})
             return "failed"
         values = _result_values(self.channel.send(message), int(row.attempts), self.clock())
         if values["status"] == "sent":
             values["sent_at"] = now
+            values["cost_micros"] += coupon_cost
         _record(self.state, row.idempotency_key, values)
         return str(values["status"])
 
