@@ -29,6 +29,7 @@ CONTENT: dict[str, Any] = {
         "body": "New {{ preferred_category }} in stock. Code {{ coupon_code }}. Stop: {{ unsubscribe_url }}",
     },
     "coupon_template": "CT-2026-11",
+    "coupon_channel": "coupons",
 }
 FIELDS: dict[str, object] = {
     "customer_id": 42,
