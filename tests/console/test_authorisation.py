@@ -84,6 +84,11 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/campaigns/{campaign_id}/results"): "api:campaigns:read",
     ("GET", "/api/campaigns/results/channels"): "api:campaigns:read",
     ("POST", "/api/campaigns/{campaign_id}/in-doubt"): "api:campaigns:write",
+    ("GET", "/api/journeys"): "api:campaigns:read",
+    ("POST", "/api/journeys"): "api:campaigns:write",
+    ("GET", "/api/journeys/{journey_id}"): "api:campaigns:read",
+    ("POST", "/api/journeys/{journey_id}/start"): "api:campaigns:write",
+    ("POST", "/api/journeys/{journey_id}/stop"): "api:campaigns:write",
     ("GET", "/l/{token}"): PUBLIC,  # a tracked link: the signed token is the authority
     ("GET", "/u/{token}"): PUBLIC,  # the signed token is the authority
     ("POST", "/u/{token}"): PUBLIC,
@@ -146,6 +151,13 @@ API_INPUTS: dict[tuple[str, str], dict[str, Any]] = {
         "json": {"name": "matrix", "segment_id": 0, "channel": "none", "content": {"zh": {"body": "hi"}}}
     },
     ("POST", "/api/campaigns/{campaign_id}/in-doubt"): {"json": {"decision": "resend"}},
+    ("POST", "/api/journeys"): {
+        "json": {
+            "name": "matrix",
+            "trigger": {"type": "first_order"},
+            "steps": [{"after_days": 3, "channel": "none", "content": {"zh": {"body": "hi"}}}],
+        }
+    },
 }
 
 
@@ -189,6 +201,7 @@ def params(console_app: TestClient) -> dict[str, str]:
         "token": "not-a-token",
         "appid": "wxmatrix",
         "campaign_id": "0",
+        "journey_id": "0",
     }
 
 

@@ -6,7 +6,10 @@ for non-personalised marketing only (PIPL art. 24: a segment is a selection by p
 characteristics), for lacking a granted marketing consent on the campaign's consent channel, for
 sharing the address with another member (one message per address), or for having reached the
 frequency cap across all campaigns. The rest are split at random into treatment and holdout,
-stratified: within each value of the stratifying tag exactly round(n × share) are held out.
+stratified: within each value of the stratifying tag exactly round(n × share) are held out. A journey
+step draws a few entrants at a time, where round(n × share) would hold out nobody (n = 1, share 0.1):
+there each member is held out on their own, when md5(seed, customer id) falls below the share
+(``per_person``), so the share holds over all of a step's draws together.
 
 The draws are reproducible: the holdout orders members by md5(campaign seed, customer id); the global
 control group by md5(secret salt, quarter, customer id), so it changes each quarter and is the same
@@ -83,7 +86,7 @@ def capped_customers(state: StateStore, cap: tuple[int, int] | None, now: dt.dat
 def draw(
     campaign: Campaign,
     *,
-    members: Path,
+    members: Path | pa.Table,
     state: StateStore,
     identity: Path,
     portrait: Path | None,
@@ -91,9 +94,16 @@ def draw(
     global_share: float,
     secret: str,
     address_scope: str | None = None,
+    per_person: bool = False,
 ) -> pa.Table:
-    """(customer_id, arm, reason, stratum, address) for every member of the snapshot file ``members``."""
+    """(customer_id, arm, reason, stratum, address) for every member of ``members``: a snapshot file, or a table
+    with a ``customer_id`` column (a journey step's entrants). ``per_person``: hold each out on their own."""
     con = duckdb.connect()
+    if isinstance(members, pa.Table):
+        con.register("given", members.select(["customer_id"]))
+        source = "given"
+    else:
+        source = "read_parquet($members)"
     con.register("consented", consented(state, identity, campaign.consent_channel, "marketing"))
     con.register("asked", non_personalised(state, identity))
     con.register("capped", capped_customers(state, campaign.cap, now))
@@ -111,19 +121,23 @@ def draw(
         )
         stratum = "coalesce(CAST(t.s AS VARCHAR), '')"
     params: dict[str, object] = {
-        "members": str(members),
         "seed": campaign.seed,
         "share": campaign.holdout_share,
         "gshare": global_share if campaign.use_global_control else 0.0,
         "gsalt": global_control_salt(secret) + quarter_of(now),
     }
+    if not isinstance(members, pa.Table):
+        params["members"] = str(members)
+    held = "rn <= round(n * $share)"
+    if per_person:
+        held = "('0x' || substr(md5($seed || customer_id::VARCHAR), 1, 8))::BIGINT < $share * 4294967296"
     # only addresses of the channel's own app: an openid is unique per WeChat app id
     scope_filter = ""
     if address_scope is not None:
         params["scope"] = address_scope
         scope_filter = "AND split_part(c.key, ':', 2) = $scope"
     sql = f"""
-        WITH members AS (SELECT DISTINCT customer_id::BIGINT AS customer_id FROM read_parquet($members)),
+        WITH members AS (SELECT DISTINCT customer_id::BIGINT AS customer_id FROM {source}),
         addr AS (SELECT c.customer_id, min(c.key) AS key FROM consented c
                  WHERE c.customer_id IN (SELECT customer_id FROM members) {scope_filter}
                  GROUP BY c.customer_id),
@@ -150,8 +164,8 @@ def draw(
             FROM base WHERE reason IS NULL
         )
         SELECT customer_id,
-               CASE WHEN rn <= round(n * $share) THEN 'holdout' ELSE 'treatment' END AS arm,
-               CASE WHEN rn <= round(n * $share) THEN 'holdout' END AS reason,
+               CASE WHEN {held} THEN 'holdout' ELSE 'treatment' END AS arm,
+               CASE WHEN {held} THEN 'holdout' END AS reason,
                stratum, address
         FROM ranked
         UNION ALL

@@ -320,10 +320,15 @@ def run_campaign(
                     continue
                 if run.remaining() == 0:
                     with system.state.begin() as conn:
-                        conn.execute(update(campaigns).where(campaigns.c.id == campaign_id,
-                                                             campaigns.c.status == "sending")
-                                     .values(status="done", finished_at=clock(), updated_at=clock()))  # fmt: skip
-                    run.report.stopped = "done"
+                        # a journey's step is never done while its journey lives: entrants keep joining its send
+                        # log (stopping the journey ends it); so it has only caught up
+                        step_of = conn.execute(select(campaigns.c.journey_id)
+                                               .where(campaigns.c.id == campaign_id)).scalar()  # fmt: skip
+                        if step_of is None:
+                            conn.execute(update(campaigns).where(campaigns.c.id == campaign_id,
+                                                                 campaigns.c.status == "sending")
+                                         .values(status="done", finished_at=clock(), updated_at=clock()))  # fmt: skip
+                    run.report.stopped = "done" if step_of is None else "caught_up"
                     break
                 if quiet_end is not None:
                     run.report.stopped, run.report.next_at = "quiet_hours", quiet_end

@@ -1,14 +1,18 @@
-"""The server's campaign worker: launches scheduled campaigns when due and sends the launched ones.
+"""The server's campaign worker: advances live journeys, launches scheduled campaigns when due and sends the
+launched ones.
 
-Each round launches what is due and gives every sending campaign one ``run_campaign`` pass (without
-waiting for quiet hours or retry delays: the next round comes back). A campaign another runner
-holds (``omnicrm campaigns run`` in a shell) is left to it.
+Each round first advances the live journeys (at most once a ``journey_interval``: it reads every order), so the
+steps it queues go out in the same round; then it launches what is due and gives every sending campaign one
+``run_campaign`` pass (without waiting for quiet hours or retry delays: the next round comes back). A campaign
+another runner holds (``omnicrm campaigns run`` in a shell) is left to it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
+from omnicrm.campaigns.journey_flow import advance
 from omnicrm.campaigns.launch import Marketing, launch_due
 from omnicrm.campaigns.sender import run_campaign
 from omnicrm.errors import Conflict
@@ -31,12 +35,18 @@ def sending_campaigns(system: Marketing) -> list[int]:
 class CampaignWorker(threading.Thread):
     """Runs a round every ``interval`` seconds until stopped."""
 
-    def __init__(self, system: Marketing, *, interval: float) -> None:
+    def __init__(self, system: Marketing, *, interval: float, journey_interval: float = 60.0) -> None:
         super().__init__(name="omnicrm-campaigns", daemon=True)
-        self.system, self.interval = system, interval
+        self.system, self.interval, self.journey_interval = system, interval, journey_interval
         self._halt = threading.Event()
+        self._journeys_at: float | None = None
 
     def round(self) -> None:
+        if self._journeys_at is None or time.monotonic() - self._journeys_at >= self.journey_interval:
+            self._journeys_at = time.monotonic()
+            for moved in advance(self.system):
+                if moved.entered or moved.exited or moved.steps:
+                    log.info("journey round", **moved.as_dict())
         for campaign_id in launch_due(self.system):
             log.info("launched a scheduled campaign", campaign=campaign_id)
         for campaign_id in sending_campaigns(self.system):

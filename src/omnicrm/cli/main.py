@@ -27,6 +27,7 @@ def _register() -> None:
         demo,
         identity,
         importing,
+        journeys,
         refresh,
         segments,
         server,
@@ -46,6 +47,7 @@ def _register() -> None:
         segments,
         consents,
         campaigns,
+        journeys,
         users,
         config,
     ):

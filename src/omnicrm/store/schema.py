@@ -32,6 +32,8 @@ __all__ = [
     "identity_links",
     "import_files",
     "ingest_buffer",
+    "journey_entries",
+    "journeys",
     "link_clicks",
     "login_attempts",
     "manual_tags",
@@ -307,6 +309,37 @@ wechat_server_tokens = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+journeys = Table(
+    "journeys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("status", String(16), nullable=False, comment="draft, live, stopped"),
+    Column("trigger", Text, nullable=False, comment="JSON: the fact that enters a customer (first_order, order)"),
+    Column("exit", Text, nullable=True, comment="JSON: what takes an entered customer out (purchase); null = none"),
+    Column("steps", Text, nullable=False, comment="JSON: per step its campaign id, after_days and condition"),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True, comment="went live: facts before it never enter"),
+    Column("evaluated_until", DateTime(timezone=True), nullable=True, comment="facts up to here were evaluated"),
+    Index(None, "status"),
+)
+
+journey_entries = Table(
+    "journey_entries",
+    metadata,
+    Column("journey_id", Id, ForeignKey("journeys.id"), primary_key=True),
+    Column("customer_id", BigInteger, primary_key=True, comment="a customer enters a journey once"),
+    Column("entered_at", DateTime(timezone=True), nullable=False, comment="when the trigger fact happened"),
+    Column("step", Integer, nullable=False, default=0, comment="how many steps the customer has reached"),
+    Column("next_at", DateTime(timezone=True), nullable=True, comment="when the next step is due; null = none"),
+    Column("status", String(16), nullable=False, comment="active, exited, completed"),
+    Column("exit_reason", String(32), nullable=True, comment="purchase, stopped"),
+    Column("ended_at", DateTime(timezone=True), nullable=True, comment="exited or completed at"),
+    Index(None, "journey_id", "status", "next_at"),
+)
+
 campaigns = Table(
     "campaigns",
     metadata,
@@ -334,6 +367,7 @@ campaigns = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("runner", String(64), nullable=True, comment="the sender process working on it"),
     Column("runner_seen_at", DateTime(timezone=True), nullable=True, comment="the runner's last heartbeat"),
+    Column("journey_id", Id, ForeignKey("journeys.id"), nullable=True, comment="the journey this is a step of"),
     Index(None, "status", "send_at"),
 )
 
