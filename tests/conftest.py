@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from omnicrm.settings import Settings, load_settings
 from omnicrm.store.facts import FactsStore
 from omnicrm.store.state import StateStore
+from tests.mail import smtp  # noqa: F401 - the real SMTP server fixture, for every test
 
 PG_URL = os.environ.get("OMNICRM_TEST_PG_URL")
 

@@ -9,8 +9,10 @@ from typing import Any
 
 import duckdb
 import pytest
-from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
 
+from omnicrm.access.api_keys import create_api_key
+from omnicrm.api.app import create_app
 from omnicrm.campaigns.launch import Marketing
 from omnicrm.channels.registry import for_settings
 from omnicrm.consent.ledger import record
@@ -20,7 +22,7 @@ from omnicrm.store.derived import DerivedStore
 from omnicrm.store.state import StateStore
 from tests.api.conftest import demo_merchant
 from tests.channels.gateways import Gateway
-from tests.channels.test_email import Inbox, free_port
+from tests.mail import Inbox
 
 
 @pytest.fixture(scope="session")
@@ -59,15 +61,6 @@ def grant(state: StateStore, keys: list[str], channel: str) -> None:
 def gateway() -> Iterator[Gateway]:
     with Gateway() as running:
         yield running
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 def channel_settings(gateway_url: str, smtp_port: int) -> dict[str, Any]:
@@ -111,3 +104,16 @@ def shop_of(gateway: Gateway, smtp: tuple[Inbox, int]) -> Iterator[Callable[...,
 def new_segment(system: Marketing, text: str = "monetary >= 0") -> int:
     engine = system.segment_engine()
     return create_segment(system.state, engine, name=f"seg {text}", text=text, schedule="manual", by="test").id
+
+
+@pytest.fixture
+def api(merchant: Path, gateway: Gateway) -> Iterator[TestClient]:
+    """The app on the merchant copy, with an API key for campaigns and journeys; no background worker."""
+    settings = load_settings(data_dir=merchant, loader_interval_seconds=0, campaign_interval_seconds=0,
+                             public_url="https://crm.shop.example", frequency_cap="", quiet_hours="",
+                             channels=channel_settings(gateway.url, 1))  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        state = client.app.state.state_store  # type: ignore[attr-defined]
+        key = create_api_key(state, "marketing", ["campaigns:read", "campaigns:write"])
+        client.headers["Authorization"] = f"Bearer {key}"
+        yield client

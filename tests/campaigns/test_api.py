@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
-from omnicrm.access.api_keys import create_api_key
-from omnicrm.api.app import create_app
 from omnicrm.campaigns.launch import Marketing
 from omnicrm.campaigns.sender import run_campaign
 from omnicrm.channels.registry import for_settings
-from omnicrm.settings import load_settings
-from tests.campaigns.conftest import addresses, channel_settings, grant, new_segment
+from tests.campaigns.conftest import addresses, grant, new_segment
 from tests.campaigns.providers import AliyunSms
 from tests.channels.gateways import Gateway
-
-
-@pytest.fixture
-def api(merchant: Path, gateway: Gateway) -> Iterator[TestClient]:
-    settings = load_settings(data_dir=merchant, loader_interval_seconds=0, campaign_interval_seconds=0,
-                             public_url="https://crm.shop.example", frequency_cap="", quiet_hours="",
-                             channels=channel_settings(gateway.url, 1))  # fmt: skip
-    with TestClient(create_app(settings)) as client:
-        state = client.app.state.state_store  # type: ignore[attr-defined]
-        key = create_api_key(state, "marketing", ["campaigns:read", "campaigns:write"])
-        client.headers["Authorization"] = f"Bearer {key}"
-        yield client
 
 
 def test_campaign_through_the_api(api: TestClient, merchant: Path, gateway: Gateway) -> None:

@@ -23,7 +23,7 @@ from omnicrm.store.schema import campaign_recipients
 from tests.campaigns.conftest import addresses, channel_settings, grant, new_segment
 from tests.campaigns.providers import AliyunSms, CouponService, WeChat
 from tests.channels.gateways import Gateway, Recorded, Reply
-from tests.channels.test_email import Inbox
+from tests.mail import Inbox
 
 SMS_BODY = {"zh": {"body": "{{ shop_name }}会员专享：全场满199减30 https://shop.example/d11"}}
 

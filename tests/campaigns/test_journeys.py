@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from omnicrm.access.api_keys import create_api_key
-from omnicrm.api.app import create_app
 from omnicrm.campaigns.definition import get_campaign, list_campaigns
 from omnicrm.campaigns.journey_flow import advance
 from omnicrm.campaigns.journeys import create_journey, journey_summary, list_journeys, start_journey, stop_journey
@@ -34,7 +32,6 @@ from omnicrm.errors import Conflict, InputError
 from omnicrm.identity.explain import lookup
 from omnicrm.identity.refresh import refresh_identity
 from omnicrm.segments.saved import list_segments
-from omnicrm.settings import load_settings
 from omnicrm.store.derived import DerivedStore
 from omnicrm.store.engine import Engine
 from omnicrm.store.facts import FactsStore
@@ -251,18 +248,6 @@ def test_bad_definitions_name_the_field(merchant: Path, shop_of: Callable[..., M
     assert "field 'steps[1].content.coupon_channel'" in problems(spec(steps=[steps[0], coupon]))
     assert list_journeys(system.state)[1] == 0 and list_campaigns(system.state)[1] == 0  # nothing stored
     assert segments_before == [s.id for s in list_segments(system.state)]
-
-
-@pytest.fixture
-def api(merchant: Path, gateway: Gateway) -> Iterator[TestClient]:
-    settings = load_settings(data_dir=merchant, loader_interval_seconds=0, campaign_interval_seconds=0,
-                             public_url="https://crm.shop.example", frequency_cap="", quiet_hours="",
-                             channels=channel_settings(gateway.url, 1))  # fmt: skip
-    with TestClient(create_app(settings)) as client:
-        state = client.app.state.state_store  # type: ignore[attr-defined]
-        key = create_api_key(state, "marketing", ["campaigns:read", "campaigns:write"])
-        client.headers["Authorization"] = f"Bearer {key}"
-        yield client
 
 
 def test_journeys_through_the_api_and_the_worker(api: TestClient) -> None:

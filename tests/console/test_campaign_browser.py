@@ -27,11 +27,11 @@ from playwright.sync_api import Page, expect
 from omnicrm.campaigns.audience import REASONS
 from omnicrm.settings import load_settings
 from omnicrm.store.state import StateStore
-from tests.channels.test_email import Inbox
 from tests.console.accounts import PASSWORD, console_users
 from tests.console.conftest import ConsoleServer, _stop, _wait_for_health
 from tests.console.test_campaign_pages import copy_merchant, email_channel, grant_email_consent, make_segment
 from tests.live import free_port
+from tests.mail import Inbox
 
 pytestmark = pytest.mark.browser
 __all__ = ["console_users"]

@@ -58,9 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.campaign_interval_seconds > 0:
             from omnicrm.campaigns.launch import Marketing
             from omnicrm.campaigns.worker import CampaignWorker
-            from omnicrm.channels.registry import for_settings
 
-            sender = CampaignWorker(Marketing(settings, state, for_settings(settings)),
+            sender = CampaignWorker(Marketing.of(settings, state),
                                     interval=settings.campaign_interval_seconds)  # fmt: skip
             sender.start()
         yield

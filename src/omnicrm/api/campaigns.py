@@ -6,27 +6,31 @@ request: a request only changes what should happen.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from omnicrm.api.customers import Key
 from omnicrm.campaigns import definition, log, measure
 from omnicrm.campaigns.launch import Marketing, launch
-from omnicrm.channels.registry import for_settings
 from omnicrm.store.engine import Engine
 
-__all__ = ["router"]
+__all__ = ["System", "marketing", "router"]
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 PAGE = 50
 
 
-def _system(request: Request) -> Marketing:
-    state = request.app.state
-    return Marketing(state.settings, state.state_store, for_settings(state.settings))
+def marketing(request: Request) -> Iterator[Marketing]:
+    """The campaign system for one request; its channel connections are closed when the request ends."""
+    with Marketing.of(request.app.state.settings, request.app.state.state_store) as system:
+        yield system
+
+
+System = Annotated[Marketing, Depends(marketing)]
 
 
 class Decision(BaseModel):
@@ -42,9 +46,8 @@ def list_all(request: Request, key: Key, offset: int = Query(0, ge=0),
 
 
 @router.post("", summary="Create a draft campaign (content, channel and segment are checked)", status_code=201)
-def create(request: Request, key: Key, body: definition.CampaignSpec) -> dict[str, Any]:
+def create(key: Key, system: System, body: definition.CampaignSpec) -> dict[str, Any]:
     key.require("campaigns:write")
-    system = _system(request)
     return definition.create_campaign(
         system.state, system.channels, system.settings, body, by=f"api:{key.name}"
     ).as_dict()
@@ -81,9 +84,8 @@ async def results(request: Request, key: Key, campaign_id: int) -> dict[str, Any
 
 
 @router.post("/{campaign_id}/launch", summary="Freeze the audience and draw the holdout, or schedule it")
-async def start(request: Request, key: Key, campaign_id: int) -> dict[str, Any]:
+async def start(key: Key, system: System, campaign_id: int) -> dict[str, Any]:
     key.require("campaigns:write")
-    system = _system(request)
     return await run_in_threadpool(launch, system, campaign_id)
 
 

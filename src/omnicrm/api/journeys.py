@@ -11,20 +11,14 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from omnicrm.api.campaigns import System
 from omnicrm.api.customers import Key
 from omnicrm.campaigns import journeys
-from omnicrm.campaigns.launch import Marketing
-from omnicrm.channels.registry import for_settings
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/journeys", tags=["journeys"])
 PAGE = 50
-
-
-def _system(request: Request) -> Marketing:
-    state = request.app.state
-    return Marketing(state.settings, state.state_store, for_settings(state.settings))
 
 
 @router.get("", summary="Journeys, newest first, a page at a time")
@@ -36,13 +30,9 @@ def list_all(request: Request, key: Key, offset: int = Query(0, ge=0), limit: in
 
 
 @router.post("", summary="Create a draft journey: a trigger, steps (each a campaign) and an exit rule", status_code=201)
-async def create(request: Request, key: Key, body: journeys.JourneySpec) -> dict[str, Any]:
+async def create(key: Key, system: System, body: journeys.JourneySpec) -> dict[str, Any]:
     key.require("campaigns:write")
-    system = _system(request)
-    try:
-        made = await run_in_threadpool(journeys.create_journey, system, body, by=f"api:{key.name}")
-    finally:
-        system.channels.close()
+    made = await run_in_threadpool(journeys.create_journey, system, body, by=f"api:{key.name}")
     return made.as_dict()
 
 
@@ -53,20 +43,12 @@ def show(request: Request, key: Key, journey_id: int) -> dict[str, Any]:
 
 
 @router.post("/{journey_id}/start", summary="Go live: new orders enter customers from now on")
-def start(request: Request, key: Key, journey_id: int) -> dict[str, Any]:
+def start(key: Key, system: System, journey_id: int) -> dict[str, Any]:
     key.require("campaigns:write")
-    system = _system(request)
-    try:
-        return journeys.start_journey(system, journey_id).as_dict()
-    finally:
-        system.channels.close()
+    return journeys.start_journey(system, journey_id).as_dict()
 
 
 @router.post("/{journey_id}/stop", summary="Stop for good; what was sent stays measured")
-def stop(request: Request, key: Key, journey_id: int) -> dict[str, Any]:
+def stop(key: Key, system: System, journey_id: int) -> dict[str, Any]:
     key.require("campaigns:write")
-    system = _system(request)
-    try:
-        return journeys.stop_journey(system, journey_id).as_dict()
-    finally:
-        system.channels.close()
+    return journeys.stop_journey(system, journey_id).as_dict()

@@ -44,6 +44,19 @@ class Marketing:
     state: StateStore
     channels: Channels
 
+    @classmethod
+    def of(cls, settings: Settings, state: StateStore) -> Marketing:
+        """The system with the channels of ``settings`` (use it in a ``with`` block to close their connections)."""
+        from omnicrm.channels.registry import for_settings
+
+        return cls(settings, state, for_settings(settings))
+
+    def __enter__(self) -> Marketing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.channels.close()
+
     @property
     def derived(self) -> DerivedStore:
         return DerivedStore(self.settings.derived_dir)

@@ -19,13 +19,6 @@ campaigns_app = typer.Typer(help="Campaigns: segment → consent, caps, holdout 
                             no_args_is_help=True)  # fmt: skip
 
 
-def _system(ctx: Context):  # type: ignore[no-untyped-def]
-    from omnicrm.campaigns.launch import Marketing
-    from omnicrm.channels.registry import for_settings
-
-    return Marketing(ctx.settings, ctx.state, for_settings(ctx.settings))
-
-
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=console)  # fmt: skip
@@ -41,7 +34,8 @@ def create(spec: Annotated[Path, typer.Argument(help="JSON file: name, segment_i
         body = json.loads(spec.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise typer.BadParameter(f"{spec}: {exc}") from exc
-    campaign = create_campaign(ctx.state, _system(ctx).channels, ctx.settings, body, by=getpass.getuser())
+    with ctx.marketing() as system:
+        campaign = create_campaign(ctx.state, system.channels, ctx.settings, body, by=getpass.getuser())
     console.print(f"campaign {campaign.id} created (draft): {campaign.name}")
 
 
@@ -64,8 +58,8 @@ def launch(campaign_id: int) -> None:
     from omnicrm.campaigns.launch import launch as start
 
     ctx = Context.load()
-    with _progress() as progress:
-        result = start(_system(ctx), campaign_id, progress=progress)
+    with ctx.marketing() as system, _progress() as progress:
+        result = start(system, campaign_id, progress=progress)
     console.print_json(data=result)
 
 
@@ -83,13 +77,9 @@ def run(
     from omnicrm.campaigns.sender import run_campaign
 
     ctx = Context.load()
-    system = _system(ctx)
-    try:
-        with _progress() as progress:
-            report = run_campaign(system, campaign_id, workers=workers, batch=batch, lease_seconds=lease_seconds,
-                                  wait=wait, progress=progress)  # fmt: skip
-    finally:
-        system.channels.close()
+    with ctx.marketing() as system, _progress() as progress:
+        report = run_campaign(system, campaign_id, workers=workers, batch=batch, lease_seconds=lease_seconds,
+                              wait=wait, progress=progress)  # fmt: skip
     console.print_json(data=report.as_dict())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -12,6 +13,9 @@ from omnicrm.store.derived import DerivedStore
 from omnicrm.store.engine import Engine
 from omnicrm.store.facts import FactsStore
 from omnicrm.store.state import StateStore
+
+if TYPE_CHECKING:
+    from omnicrm.campaigns.launch import Marketing
 
 __all__ = ["Context", "console", "err_console"]
 
@@ -38,6 +42,12 @@ class Context:
     @cached_property
     def derived(self) -> DerivedStore:
         return DerivedStore(self.settings.derived_dir)
+
+    def marketing(self) -> Marketing:
+        """The campaign system with the configured channels; use it in a ``with`` block."""
+        from omnicrm.campaigns.launch import Marketing
+
+        return Marketing.of(self.settings, self.state)
 
     @cached_property
     def engine(self) -> Engine:

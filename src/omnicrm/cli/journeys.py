@@ -19,13 +19,6 @@ journeys_app = typer.Typer(help="Journeys: a trigger enters customers into steps
                            no_args_is_help=True)  # fmt: skip
 
 
-def _system(ctx: Context):  # type: ignore[no-untyped-def]
-    from omnicrm.campaigns.launch import Marketing
-    from omnicrm.channels.registry import for_settings
-
-    return Marketing(ctx.settings, ctx.state, for_settings(ctx.settings))
-
-
 @journeys_app.command()
 def create(spec: Annotated[Path, typer.Argument(help="JSON file: name, trigger, exit, steps")]) -> None:
     """Create a draft journey with one draft campaign per step; every part is checked now."""
@@ -35,11 +28,8 @@ def create(spec: Annotated[Path, typer.Argument(help="JSON file: name, trigger, 
         body = json.loads(spec.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise typer.BadParameter(f"{spec}: {exc}") from exc
-    system = _system(Context.load())
-    try:
+    with Context.load().marketing() as system:
         journey = create_journey(system, body, by=getpass.getuser())
-    finally:
-        system.channels.close()
     steps = ", ".join(f"day {s.after_days}: campaign {s.campaign_id}" for s in journey.steps)
     console.print(f"journey {journey.id} created (draft): {journey.name} — {steps}")
 
@@ -71,11 +61,8 @@ def start(journey_id: int) -> None:
     """Go live: orders from now on enter customers; the steps' campaigns start sending."""
     from omnicrm.campaigns.journeys import start_journey
 
-    system = _system(Context.load())
-    try:
+    with Context.load().marketing() as system:
         journey = start_journey(system, journey_id)
-    finally:
-        system.channels.close()
     console.print(f"journey {journey.id} is live")
 
 
@@ -84,11 +71,8 @@ def stop(journey_id: int) -> None:
     """Stop for good: nobody enters, active entries exit, queued messages are not sent."""
     from omnicrm.campaigns.journeys import stop_journey
 
-    system = _system(Context.load())
-    try:
+    with Context.load().marketing() as system:
         journey = stop_journey(system, journey_id)
-    finally:
-        system.channels.close()
     console.print(f"journey {journey.id} stopped")
 
 
@@ -98,11 +82,8 @@ def advance(journey: Annotated[list[int] | None, typer.Option(help="Only this jo
     ``omnicrm campaigns run`` or the worker then sends what was queued."""
     from omnicrm.campaigns.journey_flow import advance as run
 
-    system = _system(Context.load())
-    try:
+    with Context.load().marketing() as system:
         reports = run(system, journey_ids=journey)
-    finally:
-        system.channels.close()
     console.print_json(data={"journeys": [r.as_dict() for r in reports]})
 
 
