@@ -225,10 +225,12 @@ class _Run:
 
     def claim(self, limit: int, now: dt.datetime) -> list[Any]:
         with self.state.begin() as conn:
+            # no ORDER BY: the (campaign, step, status, not_before) index hands out the first pending rows as fast at
+            # the end of a million-recipient campaign as at its start (they come in send-log order, by customer id)
             keys = conn.execute(
                 select(R.idempotency_key).where(self._where(R.status == "pending",
                                                             or_(R.not_before.is_(None), R.not_before <= now)))
-                .order_by(R.customer_id).limit(limit)
+                .limit(limit)
             ).scalars().all()  # fmt: skip
             if not keys:
                 return []
