@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from omnicrm.access.api_keys import create_api_key
 from omnicrm.api.app import create_app
-from omnicrm.consent import audience, unsubscribe, wechat
+from omnicrm.consent import audience, ledger, replies, unsubscribe, wechat
 from omnicrm.settings import load_settings
 from tests.consent.conftest import publish_identity
 
@@ -97,6 +97,28 @@ def test_sms_reply_route(app: TestClient) -> None:
     assert audience.consented(_state(app), _snap(app), "sms", "marketing").num_rows == 0
     bad = app.post("/api/consents/sms-replies", json={"phone": "12", "text": "T"})
     assert bad.status_code == 400 and "phone" in bad.text
+
+
+def test_aliyun_sms_up_push(app: TestClient) -> None:
+    """Alibaba Cloud pushes replies to a secret address as a JSON array; an opt-out withdraws at once, a bad
+    item is named by index and field (the provider pushes again; the good ones are not applied twice)."""
+    _grant(app, PHONE, "sms", at="2026-11-01T10:00:00+08:00")
+    url = f"/sms/aliyun/{replies.sms_up_token(SECRET)}/up"
+    anonymous = {"Authorization": ""}
+    push = [{"phone_number": "13912345678", "content": "TD", "send_time": "2026-11-25 21:03:00",
+             "sign_name": "小鹿茶", "dest_code": "1234", "sequence_id": 1234567890},
+            {"phone_number": "13912345678", "content": "谢谢", "send_time": "2026-11-25 21:04:00",
+             "dest_code": "1234", "sequence_id": 1234567891}]  # fmt: skip
+    res = app.post(url, json=push, headers=anonymous)
+    assert res.status_code == 200 and res.json()["code"] == 0 and res.json()["opt_outs"] == 1
+    assert _status(app, PHONE, "sms") == "withdrawn"
+    history = ledger.history(_state(app), [PHONE])
+    assert history[-1].source == "sms_reply" and history[-1].at.isoformat().startswith("2026-11-25T13:03:00")
+    bad = app.post(url, json=[push[0], {"content": "T"}, {**push[0], "send_time": "yesterday"}], headers=anonymous)
+    assert bad.status_code == 400 and "message 1, field 'phone_number'" in bad.json()["msg"]
+    assert "message 2, field 'send_time'" in bad.json()["msg"] and len(ledger.history(_state(app), [PHONE])) == 2
+    assert app.post("/sms/aliyun/forged/up", json=push, headers=anonymous).status_code == 404
+    assert app.post(url, content=b"{not json", headers=anonymous).status_code == 400
 
 
 def test_unsubscribe_link_page_and_one_click(app: TestClient) -> None:

@@ -94,6 +94,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/u/{token}"): PUBLIC,
     ("GET", "/wechat/{appid}/events"): PUBLIC,  # WeChat's signature is the authority
     ("POST", "/wechat/{appid}/events"): PUBLIC,
+    ("POST", "/sms/aliyun/{token}/up"): PUBLIC,  # the secret address is the authority (SmsUp has no signature)
     ("GET", "/console/static"): PUBLIC,
     ("GET", "/console/login"): PUBLIC,
     ("POST", "/console/login"): LOGIN_FORM,

@@ -6,6 +6,8 @@
   button and changes nothing (mail scanners open links); POST withdraws (the button, and RFC 8058
   one-click ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``).
 - ``/wechat/{appid}/events``: WeChat server messages; public, the signature is the authority.
+- ``/sms/aliyun/{token}/up``: Alibaba Cloud's SmsUp push of SMS replies; public, the secret address is the
+  authority (``omnicrm consents sms-up-url`` prints it).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -101,6 +103,24 @@ def sms_reply(request: Request, key: Key, body: SmsReply) -> dict[str, Any]:
         request.app.state.state_store, _snapshot(request), phone=body.phone, text=body.text,
         by=f"api:{key.name}", received_at=body.received_at,
     ).as_dict()  # fmt: skip
+
+
+@router.post("/sms/aliyun/{token}/up", summary="Alibaba Cloud SMS replies (SmsUp HTTP batch push); opt-outs withdraw")
+async def aliyun_sms_up(request: Request, token: str) -> JSONResponse:
+    app = request.app.state
+    if not replies.check_sms_up_token(app.settings.secret_key, token):
+        return JSONResponse({"code": 404, "msg": "unknown address"}, status_code=404)
+    try:
+        items = await request.json()
+    except ValueError:
+        return JSONResponse({"code": 400, "msg": "the body is not JSON"}, status_code=400)
+    outcomes, problems = await run_in_threadpool(
+        replies.handle_sms_up, app.state_store, app.derived.current("identity"), items, by="aliyun sms"
+    )
+    if problems:  # a non-200 answer makes the provider push again; the good items are applied once either way
+        detail = "; ".join(str(p) for p in problems)
+        return JSONResponse({"code": 400, "msg": detail, "applied": len(outcomes)}, status_code=400)
+    return JSONResponse({"code": 0, "msg": "接收成功", "opt_outs": sum(o.opt_out for o in outcomes)})
 
 
 @router.get("/api/customers/{customer_id}/consents", summary="A customer's addresses and their current consents")

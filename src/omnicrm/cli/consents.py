@@ -123,5 +123,14 @@ def unsubscribe_link(
     print(unsubscribe_url(base_url, ctx.settings.secret_key, key, channel, purpose))
 
 
+@consents_app.command("sms-up-url")
+def sms_up_url() -> None:
+    """Print the address to give Alibaba Cloud SMS for pushing replies (SmsUp, HTTP batch push mode)."""
+    from omnicrm.consent.replies import sms_up_token
+
+    settings = Context.load().settings
+    print(f"{settings.public_url.rstrip('/')}/sms/aliyun/{sms_up_token(settings.secret_key)}/up")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(consents_app, name="consents")

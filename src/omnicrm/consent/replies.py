@@ -13,10 +13,12 @@ anywhere in the reply      退订, 取消订阅, 拒收, 别再发, 不要再发
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from omnicrm.consent import ledger
@@ -24,7 +26,10 @@ from omnicrm.consent.subjects import customer_of, subject_key
 from omnicrm.errors import InputError, Problem
 from omnicrm.store.state import StateStore
 
-__all__ = ["OPT_OUT_PHRASES", "OPT_OUT_WORDS", "ReplyOutcome", "handle_sms_reply", "opt_out_word"]
+__all__ = [
+    "OPT_OUT_PHRASES", "OPT_OUT_WORDS", "ReplyOutcome", "check_sms_up_token", "handle_sms_reply", "handle_sms_up",
+    "opt_out_word", "sms_up_token",
+]  # fmt: skip
 
 OPT_OUT_WORDS = frozenset(
     {"T", "TD", "N", "QX", "QXDY", "0000", "STOP", "UNSUBSCRIBE", "退", "退订", "取消", "取消订阅", "不要", "拒收"}
@@ -77,3 +82,50 @@ def handle_sms_reply(
         detail=text[:200], customer_id=customer_of(snapshot, key), at=received_at, only_if_changed=True,
     )  # fmt: skip
     return ReplyOutcome(key, True, matched, done is not None)
+
+
+# --- Alibaba Cloud SMS: replies pushed by the provider (SmsUp, HTTP batch push) -------------------
+
+CHINA = timezone(timedelta(hours=8))
+
+
+def sms_up_token(secret: str) -> str:
+    """The secret path part of the SmsUp push address: the provider signs nothing, so the address is the key."""
+    return hmac.new(secret.encode(), b"omnicrm aliyun SmsUp push v1", hashlib.sha256).hexdigest()[:32]
+
+
+def check_sms_up_token(secret: str, token: str) -> bool:
+    return hmac.compare_digest(token, sms_up_token(secret))
+
+
+def handle_sms_up(
+    state: StateStore, snapshot: Path | None, items: object, *, by: str
+) -> tuple[list[ReplyOutcome], list[Problem]]:
+    """Apply a pushed batch ``[{phone_number, content, send_time, ...}, ...]`` (send_time in China time).
+
+    Each good item is applied (opt-outs withdraw at once; applying one twice changes nothing, so the provider's
+    re-push after an error is harmless); each bad one is reported by its index and field.
+    """
+    if not isinstance(items, list):
+        return [], [Problem("expected a JSON array of replies", field="body")]
+    outcomes: list[ReplyOutcome] = []
+    problems: list[Problem] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            problems.append(Problem("expected an object", index=index))
+            continue
+        phone, text, sent = item.get("phone_number"), item.get("content"), item.get("send_time")
+        if not isinstance(phone, str) or not phone.strip():
+            problems.append(Problem("missing the sender's number", field="phone_number", index=index))
+            continue
+        if not isinstance(text, str):
+            problems.append(Problem("missing the reply's text", field="content", index=index))
+            continue
+        try:
+            at = None if not sent else datetime.strptime(str(sent), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
+            outcomes.append(handle_sms_reply(state, snapshot, phone=phone, text=text, by=by, received_at=at))
+        except ValueError:
+            problems.append(Problem(f"not 'YYYY-MM-DD HH:MM:SS': {sent!r}", field="send_time", index=index))
+        except InputError as exc:
+            problems.extend(Problem(p.reason, field=p.field, index=index) for p in exc.problems)
+    return outcomes, problems
