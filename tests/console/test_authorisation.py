@@ -120,6 +120,12 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/console/campaigns/{campaign_id}/chart"): "console:campaigns.view",
     ("POST", "/console/campaigns/{campaign_id}/launch"): "console:campaigns.write",
     ("POST", "/console/campaigns/{campaign_id}/cancel"): "console:campaigns.write",
+    ("GET", "/console/journeys"): "console:campaigns.view",
+    ("GET", "/console/journeys/new"): "console:campaigns.write",
+    ("POST", "/console/journeys"): "console:campaigns.write",
+    ("GET", "/console/journeys/{journey_id}"): "console:campaigns.view",
+    ("POST", "/console/journeys/{journey_id}/start"): "console:campaigns.write",
+    ("POST", "/console/journeys/{journey_id}/stop"): "console:campaigns.write",
 }
 
 
