@@ -224,6 +224,9 @@ def test_create_start_read_and_stop_a_journey(shop: Shop) -> None:
     assert care.channel == "wechat" and care.consent_channel == "wechat_mp" and care.holdout_share == 0.2
     assert care.content["zh"]["params"] == {"thing1": "{{ shop_name }}感谢您的首单", "thing2": "使用小贴士"}
     assert f'href="/console/campaigns/{coupon.id}" id="step-1-campaign"' in draft
+    step_page = client.get(f"/console/campaigns/{coupon.id}").text  # the journey runs it: no launch of its own
+    assert 'id="journey-step"' in step_page and f'href="/console/journeys/{journey_id}"' in step_page
+    assert 'id="confirm-launch"' not in step_page
     client.get(f"/console/lang/zh-CN?next=/console/journeys/{journey_id}")
     try:
         chinese = client.get(f"/console/journeys/{journey_id}").text

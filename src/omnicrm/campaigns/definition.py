@@ -111,6 +111,7 @@ class Campaign:
     created_at: dt.datetime
     launched_at: dt.datetime | None
     finished_at: dt.datetime | None
+    journey_id: int | None = None  # a step of this journey: the journey sends it, not a launch
 
     def as_dict(self) -> dict[str, Any]:
         def iso(value: dt.datetime | None) -> str | None:
@@ -124,7 +125,7 @@ class Campaign:
             "frequency_cap": None if self.cap is None else f"{self.cap[0]}/{self.cap[1]}",
             "quiet_hours": self.quiet_hours, "conversion_days": self.conversion_days, "send_at": iso(self.send_at),
             "created_by": self.created_by, "created_at": iso(self.created_at), "launched_at": iso(self.launched_at),
-            "finished_at": iso(self.finished_at),
+            "finished_at": iso(self.finished_at), "journey_id": self.journey_id,
         }  # fmt: skip
 
 
@@ -141,7 +142,7 @@ def _campaign(row: Any) -> Campaign:
         None if row.snapshot_id is None else int(row.snapshot_id), json.loads(row.content), float(row.holdout_share),
         row.stratify_by, bool(row.use_global_control), cap, row.quiet_hours or None, int(row.conversion_days),
         _utc(row.send_at), row.seed, row.created_by, _utc(row.created_at) or utcnow(), _utc(row.launched_at),
-        _utc(row.finished_at),
+        _utc(row.finished_at), None if row.journey_id is None else int(row.journey_id),
     )  # fmt: skip
 
 

@@ -39,7 +39,9 @@ from omnicrm.segments.saved import list_segments
 from omnicrm.settings import Settings
 from omnicrm.store.engine import Engine
 
-__all__ = ["FORM_FIELDS", "router"]
+__all__ = [
+    "ARMS", "FORM_FIELDS", "forget_measure", "measure_cached", "offered_channels", "router", "time_formatter",
+]  # fmt: skip
 
 router = APIRouter(prefix=PREFIX)
 PAGE = 25
@@ -56,7 +58,7 @@ ALIASES = {"content.zh": "content.zh.body", "content.en": "content.en.body"}  # 
 _lock = threading.Lock()
 
 
-def _offered(settings: Settings) -> list[dict[str, str]]:
+def offered_channels(settings: Settings) -> list[dict[str, str]]:
     """The configured channels a campaign may use (name, kind); WeChat template messages are never offered."""
     return [
         {"name": name, "kind": str(config.get("kind", ""))}
@@ -67,7 +69,7 @@ def _offered(settings: Settings) -> list[dict[str, str]]:
 
 def _channel(settings: Settings, name: str) -> Channels:
     """Only the named channel, built (a bad setting of another channel does not stop this one)."""
-    if name not in {c["name"] for c in _offered(settings)}:
+    if name not in {c["name"] for c in offered_channels(settings)}:
         problem = Problem("choose one of the configured channels", field="channel")
         raise InputError(f"no channel named {name!r} may be used for marketing", [problem])
     try:
@@ -76,7 +78,7 @@ def _channel(settings: Settings, name: str) -> Channels:
         raise InputError(exc.message, [Problem(exc.message, field="channel")]) from None
 
 
-def _when(settings: Settings) -> Callable[[dt.datetime | str | None], str]:
+def time_formatter(settings: Settings) -> Callable[[dt.datetime | str | None], str]:
     """Times as the merchant reads them: in the settings' time zone, to the minute."""
     zone = ZoneInfo(settings.timezone)
 
@@ -110,7 +112,7 @@ def _remembered(page: Page, key: tuple[Any, ...], compute: Callable[[], Any]) ->
     return value
 
 
-def _forget(page: Page, campaign_id: int) -> None:
+def forget_measure(page: Page, campaign_id: int) -> None:
     """Drop kept measures a launch or a cancel has made stale."""
     with _lock:
         cache = getattr(page.request.app.state, "campaign_measures", None) or {}
@@ -118,7 +120,7 @@ def _forget(page: Page, campaign_id: int) -> None:
             del cache[key]
 
 
-def _measure(page: Page, campaign_id: int, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+def measure_cached(page: Page, campaign_id: int, summary: dict[str, Any] | None = None) -> dict[str, Any]:
     """The campaign's measure; kept while the send log's counts (``summary``) and the snapshots stay the same."""
     app = page.request.app.state
     summary = log.log_summary(app.state_store, campaign_id) if summary is None else summary
@@ -153,7 +155,7 @@ async def campaigns(
     shown, total, pages, segment_names = await run_in_threadpool(work)
     return render(
         page, "campaigns/list.html", campaigns=shown, total=total, p=min(p, pages), pages=pages,
-        segment_names=segment_names, when=_when(page.request.app.state.settings),
+        segment_names=segment_names, when=time_formatter(page.request.app.state.settings),
     )  # fmt: skip
 
 
@@ -192,7 +194,7 @@ async def _form(page: Page, values: dict[str, str], error: OmnicrmError | None =
     return render(
         page, "campaigns/new.html", status_code=status, values=values, errors=errors, general=general,
         error=None if error is None else error.message, segments=list(reversed(segments)),
-        channels=_offered(app.settings), consent_channels=list(CONSENT_CHANNELS), tags=tags,
+        channels=offered_channels(app.settings), consent_channels=list(CONSENT_CHANNELS), tags=tags,
         names=[*RECIPIENT_FIELDS, *MESSAGE_NAMES], settings=app.settings,
     )  # fmt: skip
 
@@ -324,7 +326,7 @@ async def _show(
         found["results"], found["results_error"] = None, None
         if campaign.launched_at is not None:
             try:
-                found["results"] = _measure(page, campaign_id, found["summary"])
+                found["results"] = measure_cached(page, campaign_id, found["summary"])
             except NotFound as exc:
                 found["results_error"] = exc.message
         return found
@@ -339,7 +341,7 @@ async def _show(
     return render(
         page, "campaigns/show.html", status_code=status_code, error=error, arms=ARMS, statuses=log.STATUSES,
         arm=arm, status=status, p=p, pages=max(1, math.ceil(found["total"] / RECIPIENTS)), see_people=see_people,
-        when=_when(app.settings), window_end=window_end, verdict=charts.verdict_key, **found,
+        when=time_formatter(app.settings), window_end=window_end, verdict=charts.verdict_key, **found,
     )  # fmt: skip
 
 
@@ -358,7 +360,7 @@ async def show(
 async def results_chart(page: Annotated[Page, Depends(need("campaigns.view"))], campaign_id: int) -> Response:
     """The ECharts option of the results: conversion rate by arm and the uplift's interval."""
     try:
-        results = await run_in_threadpool(_measure, page, campaign_id)
+        results = await run_in_threadpool(measure_cached, page, campaign_id)
     except (NotFound, InputError) as exc:
         return JSONResponse({"code": "not_found", "message": exc.message}, status_code=404)
     return JSONResponse(charts.results_option(page.t, results))
@@ -371,7 +373,7 @@ async def start(page: Annotated[Page, Depends(need("campaigns.write"))], campaig
 
     def work() -> None:
         name = definition.get_campaign(app.state_store, campaign_id).channel
-        offered = any(c["name"] == name for c in _offered(app.settings))
+        offered = any(c["name"] == name for c in offered_channels(app.settings))
         channels = _channel(app.settings, name) if offered else Channels({})  # launch says the channel is gone
         try:
             launch(Marketing(app.settings, app.state_store, channels), campaign_id)
@@ -384,7 +386,7 @@ async def start(page: Annotated[Page, Depends(need("campaigns.write"))], campaig
         code = 409 if isinstance(exc, ConfigError) else exc.status
         return await _show(page, campaign_id, error=page.t("campaigns.launch_failed", reason=exc.message),
                            status_code=code)  # fmt: skip
-    _forget(page, campaign_id)
+    forget_measure(page, campaign_id)
     return RedirectResponse(f"{PREFIX}/campaigns/{campaign_id}", status_code=303)
 
 
@@ -396,5 +398,5 @@ async def cancel(page: Annotated[Page, Depends(need("campaigns.write"))], campai
     except OmnicrmError as exc:
         return await _show(page, campaign_id, error=page.t("campaigns.cancel_failed", reason=exc.message),
                            status_code=exc.status)  # fmt: skip
-    _forget(page, campaign_id)
+    forget_measure(page, campaign_id)
     return RedirectResponse(f"{PREFIX}/campaigns/{campaign_id}", status_code=303)

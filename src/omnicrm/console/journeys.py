@@ -97,7 +97,7 @@ async def journey_list(
                 "words": {j.id: jform.words(page.t, j, steps, kinds) for j in shown}}  # fmt: skip
 
     found = await run_in_threadpool(work)
-    return render(page, "journeys/list.html", when=campaign_pages._when(app.settings), **found)
+    return render(page, "journeys/list.html", when=campaign_pages.time_formatter(app.settings), **found)
 
 
 # --- the new-journey form -------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ async def _form(page: Page, values: dict[str, str], error: OmnicrmError | None =
     headline = None if error is None else page.t("journeys.error.form") if error.problems else error.message
     return render(
         page, "journeys/new.html", status_code=status, values=values, errors=errors, general=general,
-        error=headline, channels=campaign_pages._offered(settings),
+        error=headline, channels=campaign_pages.offered_channels(settings),
         consent_channels=list(CONSENT_CHANNELS), promotions=journeys.PROMOTIONS,
         order_channels=journeys.ORDER_CHANNELS, steps=range(jform.MAX_STEPS), langs=jform.LANGS, fid=fid,
         names=[*RECIPIENT_FIELDS, *MESSAGE_NAMES], settings=settings,
@@ -126,7 +126,7 @@ async def _form(page: Page, values: dict[str, str], error: OmnicrmError | None =
 @router.get("/journeys/new", response_class=HTMLResponse, include_in_schema=False)
 async def new_journey(page: Annotated[Page, Depends(need("campaigns.write"))]) -> Response:
     """An empty form: first order, exit on purchase, the first marketing channel for every step."""
-    offered = campaign_pages._offered(page.request.app.state.settings)
+    offered = campaign_pages.offered_channels(page.request.app.state.settings)
     return await _form(page, jform.defaults(offered[0]["name"] if offered else ""))
 
 
@@ -158,7 +158,7 @@ async def create_journey(page: Annotated[Page, Depends(need("campaigns.write"))]
     user = page.user
     assert user is not None
     values = jform.read(await page.request.form())
-    offered = {c["name"] for c in campaign_pages._offered(app.settings)}
+    offered = {c["name"] for c in campaign_pages.offered_channels(app.settings)}
     try:
         spec, used = jform.to_spec(values, offered, page.t)
     except InputError as exc:
@@ -189,7 +189,7 @@ def _step_view(page: Page, step: dict[str, Any]) -> dict[str, Any]:
     view = {**step, "campaign": campaign, "results": None, "results_error": None}
     if campaign.launched_at is not None:
         try:
-            view["results"] = campaign_pages._measure(page, campaign.id, step["log"])
+            view["results"] = campaign_pages.measure_cached(page, campaign.id, step["log"])
         except (NotFound, InputError) as exc:
             view["results_error"] = exc.message
     return view
@@ -215,7 +215,8 @@ async def _show(page: Page, journey_id: int, *, error: str | None = None, status
     except NotFound as exc:
         return render(page, "error.html", status_code=404, message=exc.message)
     return render(
-        page, "journeys/show.html", status_code=status_code, error=error, when=campaign_pages._when(app.settings),
+        page, "journeys/show.html", status_code=status_code, error=error,
+        when=campaign_pages.time_formatter(app.settings),
         verdict=charts.verdict_key, arms=campaign_pages.ARMS,
         trigger=jform.trigger_words(page.t, found["journey"].trigger), **found,
     )  # fmt: skip
@@ -229,7 +230,7 @@ async def show_journey(page: Annotated[Page, Depends(need("campaigns.view"))], j
 def _forget_steps(page: Page, journey: journeys.Journey) -> None:
     """Drop kept measures of the journey's steps: starting or stopping changes them."""
     for step in journey.steps:
-        campaign_pages._forget(page, step.campaign_id)
+        campaign_pages.forget_measure(page, step.campaign_id)
 
 
 @router.post("/journeys/{journey_id}/start", response_class=HTMLResponse, include_in_schema=False)
@@ -240,7 +241,7 @@ async def start_journey(page: Annotated[Page, Depends(need("campaigns.write"))],
     def work() -> journeys.Journey:
         names = {definition.get_campaign(app.state_store, s.campaign_id).channel
                  for s in journeys.get_journey(app.state_store, journey_id).steps}  # fmt: skip
-        offered = {c["name"] for c in campaign_pages._offered(app.settings)}
+        offered = {c["name"] for c in campaign_pages.offered_channels(app.settings)}
         # a channel removed from the settings since is left out: starting says so
         spec = {"steps": [{"channel": n} for n in sorted(names & offered)]}
         channels = _channels(app.settings, spec)
