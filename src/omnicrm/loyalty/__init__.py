@@ -1,0 +1,12 @@
+"""Loyalty: the points ledger (lots and the entries that draw from them), earn rules, tiers and the liability.
+
+- ``ledger``: earn (lots), spend, adjust, balance, lots and history; balances are derived, never stored.
+- ``draws``: how debits draw from lots (soonest-expiring first, then oldest) and how a debt is repaid.
+- ``refunds``: a refund reverses the points of its order, even those already spent.
+- ``lifecycle``: pending lots activate after the return window (``activate_due``), lots expire (``expire_due``).
+- ``rules``: earn rules as versioned data, and the points of orders as one Ibis expression.
+- ``earning``: award points for a table of orders, idempotently (replays award once).
+- ``tiers``: qualification over a rolling window, upgrade at once, downgrade at period end with grace.
+- ``liability``: outstanding points by expiry month, in money, and breakage.
+- ``locks``: how every change is one transaction holding the member's lock, on SQLite and PostgreSQL.
+"""
