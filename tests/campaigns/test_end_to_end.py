@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from omnicrm.campaigns.definition import create_campaign
 from omnicrm.campaigns.launch import Marketing, launch
@@ -255,3 +255,28 @@ def test_coupon_issued_once_per_recipient_and_shown_in_the_text(
     codes = sorted(coupons.issued.values())
     assert len(codes) == 6 and sorted(s["text"].split("：")[1][:7] for s in sms.sent) == codes
     assert log_summary(system.state, campaign.id)["cost"] == pytest.approx(6 * 0.5 + 6 * 0.045)
+
+
+def test_quiet_hours_follow_the_persons_own_time_zone(
+    merchant: Path, shop_of: Callable[..., Marketing], gateway: Gateway
+) -> None:
+    system = shop_of(merchant, quiet_hours="21:00-09:00")
+    sms = AliyunSms().install(gateway)
+    phones = addresses(merchant, "phone")[:3]
+    grant(system.state, [k for _, k in phones], "sms")
+    spec = {"name": "tz", "segment_id": new_segment(system), "channel": "sms", "content": SMS_BODY,
+            "holdout_share": 0.0}  # fmt: skip
+    campaign = create_campaign(system.state, system.channels, system.settings, spec, by="test")
+    launch(system, campaign.id)
+    abroad = phones[0][0]  # the portrait's timezone tag fills this column at launch; set here as if declared
+    with system.state.begin() as conn:
+        conn.execute(update(campaign_recipients).where(campaign_recipients.c.campaign_id == campaign.id,
+                                                       campaign_recipients.c.customer_id == abroad)
+                     .values(timezone="America/Los_Angeles"))  # fmt: skip
+    afternoon = dt.datetime(2026, 11, 12, 6, 0, tzinfo=dt.UTC)  # 14:00 in Shanghai, 22:00 in Los Angeles
+    report = run_campaign(system, campaign.id, clock=lambda: afternoon)
+    assert report.counts == {"sent": 2, "pending": 1} and report.stopped == "waiting_retry"
+    row = recipients(system, campaign.id)[abroad]
+    assert row.status == "pending" and row.not_before.replace(tzinfo=dt.UTC) == dt.datetime(
+        2026, 11, 12, 17, 0, tzinfo=dt.UTC)  # 09:00 in Los Angeles  # fmt: skip
+    assert len(sms.sent) == 2

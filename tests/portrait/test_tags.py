@@ -107,7 +107,9 @@ def shop(tmp_path: Path, sqlite_state: StateStore) -> Shop:
          "birthday": dt.date(1990, 5, 20), "province": "浙江省", "city": "杭州市", "observed_at": INGESTED,
          "traits": json.dumps({"joined_at": "2025-11-25T00:00:00Z"}, ensure_ascii=False)},
         {"source": "crm", "source_key": "M002", "member_card": "M002", "name": "周末", "gender": "男",
-         "observed_at": INGESTED},
+         "observed_at": INGESTED, "traits": json.dumps({"timezone": "America/Los_Angeles"})},
+        {"source": "app", "source_key": "M001", "member_card": "M001", "observed_at": INGESTED,
+         "traits": json.dumps({"timezone": "not a zone; DROP TABLE tags"})},
         {"source": "crm", "source_key": "M003", "member_card": "M003", "name": "钱多", "observed_at": INGESTED},
     ], "import-0000000002")  # fmt: skip
     event = {"type": "track", "received_at": INGESTED, "anonymous_id": None, "traits": None, "context": None}
@@ -168,10 +170,11 @@ def test_tag_values_worked_out_by_hand(shop: Shop) -> None:
     assert d["lifecycle_stage"] == "prospect" and d["frequency"] == 0 and d["recency_days"] is None
     assert (d["gender"], d["age_band"], d["city"], d["is_member"]) == ("female", "35_39", "杭州市", True)
     assert d["member_tenure_days"] == 365 and d["birthday_month"] == 5
+    assert d["timezone"] == "unknown"  # what was declared is not a time zone
 
     e = shop.tags(shop.customer("member_card", "M002"))
     assert e["frequency"] == 2 and e["channels_used"] == ["store", "web"] and e["online_offline"] == "omni"
-    assert e["needs_7d"] == ["连衣裙"] and e["gender"] == "male"
+    assert e["needs_7d"] == ["连衣裙"] and e["gender"] == "male" and e["timezone"] == "America/Los_Angeles"
 
     f = shop.tags(shop.customer("member_card", "M003"))
     assert f["hobbies"] == ["fishing"] and f["top_interest"] == "fishing"

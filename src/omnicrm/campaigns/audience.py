@@ -52,6 +52,7 @@ DRAW_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("stratum", pa.string()),
         ("address", pa.string()),
+        ("timezone", pa.string()),
     ]
 )
 
@@ -107,19 +108,23 @@ def draw(
     con.register("consented", consented(state, identity, campaign.consent_channel, "marketing"))
     con.register("asked", non_personalised(state, identity))
     con.register("capped", capped_customers(state, campaign.cap, now))
-    stratum = "''"
-    tags_join = ""
-    if campaign.stratify_by:
-        tags = None if portrait is None else portrait / "tags.parquet"
-        columns = [] if tags is None else con.execute(f"DESCRIBE SELECT * FROM read_parquet('{tags}')").fetchall()
-        if campaign.stratify_by not in {c[0] for c in columns}:
-            raise InputError(f"campaign {campaign.id}: cannot stratify by unknown tag {campaign.stratify_by!r}",
-                             [Problem("name a tag of the portrait", field="stratify_by")])  # fmt: skip
-        tags_join = (
-            f"LEFT JOIN (SELECT customer_id, \"{campaign.stratify_by}\" AS s FROM read_parquet('{tags}')) t "
-            "USING (customer_id)"
-        )
-        stratum = "coalesce(CAST(t.s AS VARCHAR), '')"
+    tags = None if portrait is None else portrait / "tags.parquet"
+    columns = (
+        set()
+        if tags is None
+        else {c[0] for c in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{tags}')").fetchall()}
+    )
+    if campaign.stratify_by and campaign.stratify_by not in columns:
+        raise InputError(f"campaign {campaign.id}: cannot stratify by unknown tag {campaign.stratify_by!r}",
+                         [Problem("name a tag of the portrait", field="stratify_by")])  # fmt: skip
+    # column names below come from the file itself (checked above), never from a request
+    picked = [f'"{campaign.stratify_by}" AS s' if campaign.stratify_by else "NULL AS s",
+              "timezone AS tz" if "timezone" in columns else "NULL AS tz"]  # fmt: skip
+    tags_join = "" if tags is None else (
+        f"LEFT JOIN (SELECT customer_id, {', '.join(picked)} FROM read_parquet('{tags}')) t USING (customer_id)"
+    )  # fmt: skip
+    stratum = "coalesce(CAST(t.s AS VARCHAR), '')" if tags_join else "''"
+    timezone = "nullif(CAST(t.tz AS VARCHAR), 'unknown')" if tags_join else "NULL"
     params: dict[str, object] = {
         "seed": campaign.seed,
         "share": campaign.holdout_share,
@@ -143,7 +148,7 @@ def draw(
                  GROUP BY c.customer_id),
         owner AS (SELECT key, min(customer_id) AS owner FROM addr GROUP BY key),
         base AS (
-            SELECT m.customer_id, a.key AS address, {stratum} AS stratum,
+            SELECT m.customer_id, a.key AS address, {stratum} AS stratum, {timezone} AS timezone,
                 CASE WHEN $gshare > 0 AND ('0x' || substr(md5($gsalt || m.customer_id::VARCHAR), 1, 8))::BIGINT
                           < $gshare * 4294967296 THEN 'global_control'
                      WHEN np.customer_id IS NOT NULL THEN 'non_personalised'
@@ -166,9 +171,9 @@ def draw(
         SELECT customer_id,
                CASE WHEN {held} THEN 'holdout' ELSE 'treatment' END AS arm,
                CASE WHEN {held} THEN 'holdout' END AS reason,
-               stratum, address
+               stratum, address, timezone
         FROM ranked
         UNION ALL
-        SELECT customer_id, 'excluded', reason, stratum, address FROM base WHERE reason IS NOT NULL
+        SELECT customer_id, 'excluded', reason, stratum, address, timezone FROM base WHERE reason IS NOT NULL
         ORDER BY customer_id"""
     return con.sql(sql, params=params).to_arrow_table().cast(DRAW_SCHEMA)

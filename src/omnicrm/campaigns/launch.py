@@ -77,8 +77,8 @@ def write_recipients(
     each value passed through its column type's bind processor (the constants once) — what
     ``conn.execute(insert(campaign_recipients), rows)`` does row by row, at more than twice the cost."""
     task = None if progress is None else progress.add_task(f"campaign {campaign_id}: send log", total=drawn.num_rows)
-    names = ("campaign_id", "step", "customer_id", "arm", "reason", "stratum", "address", "language", "status",
-             "idempotency_key", "attempts", "units", "cost_micros", "assigned_at")  # fmt: skip
+    names = ("campaign_id", "step", "customer_id", "arm", "reason", "stratum", "address", "timezone", "language",
+             "status", "idempotency_key", "attempts", "units", "cost_micros", "assigned_at")  # fmt: skip
     dialect = conn.dialect
     compiled = insert(campaign_recipients).compile(dialect=dialect, column_keys=list(names))
     order = (compiled.positiontup or names) if compiled.positional else names
@@ -95,7 +95,9 @@ def write_recipients(
         n = batch.num_rows
         ids, arms = batch.column("customer_id").to_pylist(), batch.column("arm").to_pylist()
         columns = {name: [value] * n for name, value in constant.items()}
-        columns |= {name: typed(name, batch.column(name).to_pylist()) for name in ("reason", "stratum", "address")}
+        columns |= {
+            name: typed(name, batch.column(name).to_pylist()) for name in ("reason", "stratum", "address", "timezone")
+        }
         columns |= {
             "customer_id": typed("customer_id", ids), "arm": typed("arm", arms),
             "status": typed("status", ["pending" if a == "treatment" else "none" for a in arms]),

@@ -16,6 +16,7 @@ stops every later send to that address. Quiet hours and the channel's daily quot
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import socket
 import threading
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.progress import Progress
 from sqlalchemy import and_, func, or_, select, update
@@ -78,6 +79,15 @@ def in_quiet_hours(moment: dt.datetime, quiet: tuple[dt.time, dt.time] | None, z
         return None
     day = local.date() + dt.timedelta(days=1) if crosses and clock >= start else local.date()
     return dt.datetime.combine(day, end, zone).astimezone(dt.UTC)
+
+
+@functools.lru_cache(maxsize=256)
+def zone_of(name: str, default: ZoneInfo) -> ZoneInfo:
+    """The person's declared time zone, or ``default`` when it is not one the system knows."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return default
 
 
 class _Lease:
@@ -250,7 +260,7 @@ class _Run:
 
     def send_one(self, row: Any, withdrawn: set[str]) -> str:
         now = self.clock()
-        own_quiet = None if not row.timezone else in_quiet_hours(now, self.quiet, ZoneInfo(row.timezone))
+        own_quiet = None if not row.timezone else in_quiet_hours(now, self.quiet, zone_of(row.timezone, self.zone))
         if own_quiet is not None:  # the person's own time zone says it is night there
             _record(self.state, row.idempotency_key, {"status": "pending", "not_before": own_quiet})
             return "pending"

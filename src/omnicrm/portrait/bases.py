@@ -183,7 +183,7 @@ def preferences(inputs: PortraitInputs) -> ir.Table:
 
 
 def attributes(inputs: PortraitInputs) -> ir.Table:
-    """What people and sources declared: gender, birthday, region, education, membership, WeChat following —
+    """What people and sources declared: gender, birthday, region, education, time zone, membership, WeChat following —
     the latest non-empty value of each, and the cities orders were sent to."""
     p = inputs.people()
     traits = p.traits.fill_null("")
@@ -191,6 +191,7 @@ def attributes(inputs: PortraitInputs) -> ir.Table:
         education=json_text(traits, "education"),
         follows=(p.source.lower().re_search(r"wechat|weixin") & (json_number(traits, "subscribe") == 1)).cast("int8"),
         joined_at=json_text(traits, "joined_at"),
+        timezone=json_text(traits, "timezone"),
     )
 
     def latest(col: ir.Value) -> ir.Value:
@@ -203,6 +204,7 @@ def attributes(inputs: PortraitInputs) -> ir.Table:
         city=latest(p.city),
         district=latest(p.district),
         education=latest(p.education),
+        timezone=latest(p.timezone),
         member_card=latest(p.member_card),
         member_joined_at=p.joined_at.min(where=p.member_card.notnull()),
         wechat_follower=p.follows.argmax(p.observed_at, where=p.source.lower().re_search(r"wechat|weixin")),

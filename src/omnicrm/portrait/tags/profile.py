@@ -136,6 +136,19 @@ PROFILE: tuple[TagDefinition, ...] = (
         description_en="Month of the declared birthday (empty if unknown)",
     ),
     tag(
+        "timezone",
+        "时区",
+        "Time zone",
+        "attribute",
+        "category",
+        ("timezone",),
+        lambda b, _: ibis.coalesce(
+            b.timezone.re_extract(r"^([A-Za-z_]+(?:/[A-Za-z0-9_+-]+){1,2})$", 1).nullif(""), ibis.literal("unknown")
+        ),
+        description_zh="会员或来源声明的时区（如 Asia/Shanghai）；营销的免打扰时段按它计算",
+        description_en="Time zone as members or sources declared it (e.g. Asia/Shanghai); quiet hours follow it",
+    ),
+    tag(
         "province",
         "省份",
         "Province",
