@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from omnicrm.access.api_keys import create_api_key
+from omnicrm.consent.personalisation import set_choice
 from tests.api.conftest import demo_merchant
 
 
@@ -74,6 +75,17 @@ def test_saved_segment_snapshots_and_diff(client: TestClient) -> None:
     exported = client.get(f"/api/segments/{sid}/export.csv", params={"tags": "monetary,top_categories"}, headers=r)
     rows = list(csv.reader(io.StringIO(exported.text)))
     assert rows[0] == ["customer_id", "monetary", "top_categories"] and len(rows) == second["members"] + 1
+    # whoever asks for non-personalised marketing only leaves every export at once (PIPL art. 24)
+    first_member = int(rows[1][0])
+    snap = client.app.state.derived.current("identity")  # type: ignore[attr-defined]
+    key = duckdb.sql(f"SELECT min(key) FROM '{snap / 'identifiers.parquet'}' WHERE customer_id = {first_member}"
+                     ).fetchall()[0][0]  # fmt: skip
+    set_choice(client.app.state.state_store, subject=key, non_personalised=True, source="preference_centre",  # type: ignore[attr-defined]
+               by="test")  # fmt: skip
+    again = list(csv.reader(io.StringIO(client.get(f"/api/segments/{sid}/export.csv", headers=r).text)))
+    assert len(again) == len(rows) - 1 and str(first_member) not in {row[0] for row in again}
+    set_choice(client.app.state.state_store, subject=key, non_personalised=False, source="preference_centre",  # type: ignore[attr-defined]
+               by="test")  # fmt: skip
     other = client.post("/api/segments", json={"name": "active", "text": 'lifecycle_stage = "active"'}, headers=w)
     both = client.post("/api/segments/overlap", json=[sid, other.json()["id"]], headers=r).json()
     assert both["pairs"][0]["both"] == direct_count(client, "monetary >= 1000 AND lifecycle_stage = 'active'")

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import and_, insert, select, update
 
+from omnicrm.consent.audience import non_personalised
 from omnicrm.errors import InputError, NotFound, Problem
 from omnicrm.segments.evaluate import SegmentEngine, as_rule
 from omnicrm.segments.language import to_text, validate_shape
@@ -225,17 +226,25 @@ def overlap(engine: SegmentEngine, rules: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_csv(engine: SegmentEngine, rule: Any, columns: list[str]) -> str:
-    """The members with the tags named in ``columns`` as CSV text (lists joined with '|')."""
+    """The members with the tags named in ``columns`` as CSV text (lists joined with '|').
+
+    An export leaves omnicrm for marketing elsewhere, so it leaves out everyone who asked for non-personalised
+    marketing only (PIPL art. 24): a segment is a selection by personal characteristics."""
     unknown = [c for c in columns if c not in engine.types]
     if unknown:
         raise InputError(f"unknown tag(s) {', '.join(unknown)}", [Problem("unknown tag", field=c) for c in unknown])
     audience = engine.audience(rule)
     con = duckdb.connect()
     con.register("members", audience.members)
+    asked = pa.table({"customer_id": pa.array([], pa.int64())})
+    if engine.state is not None:
+        asked = non_personalised(engine.state, engine.identity)
+    con.register("asked", asked)
     picked = ", ".join(f't."{c}"' for c in columns)
     rows = con.execute(
         f"SELECT m.customer_id{', ' + picked if picked else ''} FROM members m "
-        f"JOIN read_parquet($path) t USING (customer_id) ORDER BY m.customer_id",
+        f"JOIN read_parquet($path) t USING (customer_id) "
+        "WHERE m.customer_id NOT IN (SELECT customer_id FROM asked) ORDER BY m.customer_id",
         {"path": str(engine.portrait / "tags.parquet")},
     ).fetchall()
     out = io.StringIO()
