@@ -1,4 +1,4 @@
-"""Loyalty: the points ledger (lots and the entries that draw from them), earn rules, tiers and the liability.
+"""Loyalty: the points ledger (lots and the entries that draw from them), earn rules, tiers, the liability, coupons.
 
 - ``ledger``: earn (lots), spend, adjust, balance, lots and history; balances are derived, never stored.
 - ``draws``: how debits draw from lots (soonest-expiring first, then oldest) and how a debt is repaid.
@@ -8,5 +8,9 @@
 - ``earning``: award points for a table of orders, idempotently (replays award once).
 - ``tiers``: qualification over a rolling window, upgrade at once, downgrade at period end with grace.
 - ``liability``: outstanding points by expiry month, in money, and breakage.
+- ``coupons``: coupon templates and single-use codes, issued to one customer or a list, within quantity and
+  per-person limits.
+- ``coupon_redemptions``: redeeming a code online or at the till (核销), credited to the store and its guide;
+  reversal on refund; the report per template, store and guide.
 - ``locks``: how every change is one transaction holding the member's lock, on SQLite and PostgreSQL.
 """

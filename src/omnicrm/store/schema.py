@@ -543,3 +543,76 @@ tier_changes = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Index(None, "customer_id", "at"),
 )
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Coupons: templates (the budget), coupons issued from them and their redemptions (omnicrm.loyalty.coupons).
+# What is left of a template's quantity is never stored: it is total_quantity less the coupons issued from it; an
+# "expired" coupon is an unredeemed one past its expires_at. Redemptions are append-only, a reversal only marks one.
+# ---------------------------------------------------------------------------------------------------------------------
+
+__all__ += ["coupon_redemptions", "coupon_templates", "coupons"]
+
+coupon_templates = Table(
+    "coupon_templates",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="the merchant's template id, as campaigns name it"),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False, comment="amount_off, percent_off or threshold"),
+    Column("amount_off_fen", BigInteger, nullable=True, comment="amount_off and threshold: the discount, in fen"),
+    Column("percent_off", Integer, nullable=True, comment="percent_off: 1-99"),
+    Column("max_off_fen", BigInteger, nullable=True, comment="percent_off: a cap on the discount, in fen"),
+    Column("min_spend_fen", BigInteger, nullable=False, default=0, comment="threshold: spend at least this"),
+    Column("category", String(128), nullable=True, comment="only this category's amount counts; null: all"),
+    Column("valid_from", DateTime(timezone=True), nullable=True, comment="fixed dates: usable from"),
+    Column("valid_until", DateTime(timezone=True), nullable=True, comment="fixed dates: usable until (exclusive)"),
+    Column("valid_days", Integer, nullable=True, comment="or: usable for N days from issue"),
+    Column("total_quantity", BigInteger, nullable=False, comment="most coupons ever issued from it (the budget)"),
+    Column("per_person_limit", Integer, nullable=False, comment="most coupons one customer gets from it"),
+    Column("channels", String(64), nullable=False, comment="where redeemable: online, store or online,store"),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+coupons = Table(
+    "coupons",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("code", String(16), nullable=False, unique=True, comment="short redeemable code (text or QR payload)"),
+    Column("template_id", String(64), ForeignKey("coupon_templates.id"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False, comment="OneID customer"),
+    Column("status", String(16), nullable=False, comment="issued or redeemed (expired is derived from expires_at)"),
+    Column("idempotency_key", String(255), nullable=False, unique=True, comment="a repeated issue finds its coupon"),
+    Column("campaign_id", String(64), nullable=True, comment="the campaign (or referral, ...) that issued it"),
+    Column("store_code", String(64), nullable=True, comment="the store whose guide handed it out, if any"),
+    Column("guide_id", String(64), nullable=True, comment="the store guide (导购) who handed it out, if any"),
+    Column("issued_by", String(128), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("redeemed_at", DateTime(timezone=True), nullable=True, comment="set while a redemption stands"),
+    Index(None, "template_id", "customer_id"),
+    Index(None, "customer_id"),
+    Index(None, "status", "expires_at"),
+    Index(None, "store_code", "guide_id"),
+)
+
+coupon_redemptions = Table(
+    "coupon_redemptions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("coupon_id", Id, ForeignKey("coupons.id"), nullable=False),
+    Column("channel", String(16), nullable=False, comment="online or store"),
+    Column("order_id", String(255), nullable=True, comment="the order (online) or till receipt (store)"),
+    Column("store_code", String(64), nullable=True, comment="the store credited"),
+    Column("guide_id", String(64), nullable=True, comment="the store guide (导购) credited"),
+    Column("order_amount_fen", BigInteger, nullable=False),
+    Column("eligible_fen", BigInteger, nullable=False, comment="the amount the coupon applied to"),
+    Column("discount_fen", BigInteger, nullable=False),
+    Column("redeemed_by", String(128), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("reversed_at", DateTime(timezone=True), nullable=True, comment="set when the order was refunded"),
+    Column("reversal_reason", Text, nullable=True),
+    Index(None, "coupon_id"),
+    Index(None, "store_code", "guide_id"),
+    Index(None, "order_id"),
+)
