@@ -89,6 +89,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/journeys/{journey_id}"): "api:campaigns:read",
     ("POST", "/api/journeys/{journey_id}/start"): "api:campaigns:write",
     ("POST", "/api/journeys/{journey_id}/stop"): "api:campaigns:write",
+    ("POST", "/coupons/issue"): "api:coupons:write",
     ("GET", "/l/{token}"): PUBLIC,  # a tracked link: the signed token is the authority
     ("GET", "/u/{token}"): PUBLIC,  # the signed token is the authority
     ("POST", "/u/{token}"): PUBLIC,
@@ -158,6 +159,7 @@ API_INPUTS: dict[tuple[str, str], dict[str, Any]] = {
         "json": {"name": "matrix", "segment_id": 0, "channel": "none", "content": {"zh": {"body": "hi"}}}
     },
     ("POST", "/api/campaigns/{campaign_id}/in-doubt"): {"json": {"decision": "resend"}},
+    ("POST", "/coupons/issue"): {"json": {"template_id": "none", "customer_id": 1, "idempotency_key": "matrix"}},
     ("POST", "/api/journeys"): {
         "json": {
             "name": "matrix",

@@ -24,6 +24,7 @@ SCOPES = {
     "consents:write": "record grants and withdrawals of consent, personalisation choices and SMS opt-out replies",
     "campaigns:read": "read campaigns, their send logs and results",
     "campaigns:write": "create, launch, cancel campaigns and settle sends left in doubt",
+    "coupons:write": "issue coupons (the coupon channel of campaigns calls this)",
     "admin": "everything",
 }
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from omnicrm import __version__
-from omnicrm.api import analytics, campaigns, consents, customers, ingest, journeys, links, segments, tags
+from omnicrm.api import analytics, campaigns, consents, coupons, customers, ingest, journeys, links, segments, tags
 from omnicrm.api.errors import install_error_handlers
 from omnicrm.api.responses import JSONBody
 from omnicrm.console import mount as mount_console
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(consents.router)
     app.include_router(links.router)
     app.include_router(campaigns.router)
+    app.include_router(coupons.router)
     app.include_router(journeys.router)
     mount_console(app)
 
