@@ -280,3 +280,24 @@ def test_quiet_hours_follow_the_persons_own_time_zone(
     assert row.status == "pending" and row.not_before.replace(tzinfo=dt.UTC) == dt.datetime(
         2026, 11, 12, 17, 0, tzinfo=dt.UTC)  # 09:00 in Los Angeles  # fmt: skip
     assert len(sms.sent) == 2
+
+
+def test_each_person_gets_their_language(merchant: Path, shop_of: Callable[..., Marketing], gateway: Gateway) -> None:
+    system = shop_of(merchant)
+    sms = AliyunSms().install(gateway)
+    phones = addresses(merchant, "phone")[:2]
+    grant(system.state, [k for _, k in phones], "sms")
+    content = {"zh": {"body": "会员日满199减30"}, "en": {"body": "Member day: 30 off 199"}}
+    campaign = create_campaign(system.state, system.channels, system.settings,
+                               {"name": "bilingual", "segment_id": new_segment(system), "channel": "sms",
+                                "content": content, "holdout_share": 0.0}, by="test")  # fmt: skip
+    launch(system, campaign.id)
+    english = phones[1][0]  # the portrait's language tag fills this column at launch; set here as if declared
+    with system.state.begin() as conn:
+        conn.execute(update(campaign_recipients).where(campaign_recipients.c.campaign_id == campaign.id,
+                                                       campaign_recipients.c.customer_id == english)
+                     .values(language="en"))  # fmt: skip
+    assert run_campaign(system, campaign.id).counts == {"sent": 2}
+    texts = {s["phone"]: s["text"] for s in sms.sent}
+    assert texts[phones[0][1].split(":", 2)[2]].startswith("会员日")
+    assert texts[phones[1][1].split(":", 2)[2]].startswith("Member day")

@@ -107,7 +107,7 @@ def shop(tmp_path: Path, sqlite_state: StateStore) -> Shop:
          "birthday": dt.date(1990, 5, 20), "province": "浙江省", "city": "杭州市", "observed_at": INGESTED,
          "traits": json.dumps({"joined_at": "2025-11-25T00:00:00Z"}, ensure_ascii=False)},
         {"source": "crm", "source_key": "M002", "member_card": "M002", "name": "周末", "gender": "男",
-         "observed_at": INGESTED, "traits": json.dumps({"timezone": "America/Los_Angeles"})},
+         "observed_at": INGESTED, "traits": json.dumps({"timezone": "America/Los_Angeles", "locale": "en-US"})},
         {"source": "app", "source_key": "M001", "member_card": "M001", "observed_at": INGESTED,
          "traits": json.dumps({"timezone": "not a zone; DROP TABLE tags"})},
         {"source": "crm", "source_key": "M003", "member_card": "M003", "name": "钱多", "observed_at": INGESTED},
@@ -175,6 +175,7 @@ def test_tag_values_worked_out_by_hand(shop: Shop) -> None:
     e = shop.tags(shop.customer("member_card", "M002"))
     assert e["frequency"] == 2 and e["channels_used"] == ["store", "web"] and e["online_offline"] == "omni"
     assert e["needs_7d"] == ["连衣裙"] and e["gender"] == "male" and e["timezone"] == "America/Los_Angeles"
+    assert e["language"] == "en" and d["language"] == "unknown"
 
     f = shop.tags(shop.customer("member_card", "M003"))
     assert f["hobbies"] == ["fishing"] and f["top_interest"] == "fishing"

@@ -53,6 +53,7 @@ DRAW_SCHEMA = pa.schema(
         ("stratum", pa.string()),
         ("address", pa.string()),
         ("timezone", pa.string()),
+        ("language", pa.string()),
     ]
 )
 
@@ -119,12 +120,14 @@ def draw(
                          [Problem("name a tag of the portrait", field="stratify_by")])  # fmt: skip
     # column names below come from the file itself (checked above), never from a request
     picked = [f'"{campaign.stratify_by}" AS s' if campaign.stratify_by else "NULL AS s",
-              "timezone AS tz" if "timezone" in columns else "NULL AS tz"]  # fmt: skip
+              "timezone AS tz" if "timezone" in columns else "NULL AS tz",
+              "language AS lang" if "language" in columns else "NULL AS lang"]  # fmt: skip
     tags_join = "" if tags is None else (
         f"LEFT JOIN (SELECT customer_id, {', '.join(picked)} FROM read_parquet('{tags}')) t USING (customer_id)"
     )  # fmt: skip
     stratum = "coalesce(CAST(t.s AS VARCHAR), '')" if tags_join else "''"
     timezone = "nullif(CAST(t.tz AS VARCHAR), 'unknown')" if tags_join else "NULL"
+    language = "CASE WHEN t.lang = 'en' THEN 'en' ELSE 'zh' END" if tags_join else "'zh'"
     params: dict[str, object] = {
         "seed": campaign.seed,
         "share": campaign.holdout_share,
@@ -149,6 +152,7 @@ def draw(
         owner AS (SELECT key, min(customer_id) AS owner FROM addr GROUP BY key),
         base AS (
             SELECT m.customer_id, a.key AS address, {stratum} AS stratum, {timezone} AS timezone,
+                {language} AS language,
                 CASE WHEN $gshare > 0 AND ('0x' || substr(md5($gsalt || m.customer_id::VARCHAR), 1, 8))::BIGINT
                           < $gshare * 4294967296 THEN 'global_control'
                      WHEN np.customer_id IS NOT NULL THEN 'non_personalised'
@@ -171,9 +175,9 @@ def draw(
         SELECT customer_id,
                CASE WHEN {held} THEN 'holdout' ELSE 'treatment' END AS arm,
                CASE WHEN {held} THEN 'holdout' END AS reason,
-               stratum, address, timezone
+               stratum, address, timezone, language
         FROM ranked
         UNION ALL
-        SELECT customer_id, 'excluded', reason, stratum, address, timezone FROM base WHERE reason IS NOT NULL
+        SELECT customer_id, 'excluded', reason, stratum, address, timezone, language FROM base WHERE reason IS NOT NULL
         ORDER BY customer_id"""
     return con.sql(sql, params=params).to_arrow_table().cast(DRAW_SCHEMA)

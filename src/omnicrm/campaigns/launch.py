@@ -88,7 +88,7 @@ def write_recipients(
         process = bind[name]
         return values if process is None else [process(v) for v in values]
 
-    constants = {"campaign_id": campaign_id, "step": step, "language": "zh", "attempts": 0, "units": 0,
+    constants = {"campaign_id": campaign_id, "step": step, "attempts": 0, "units": 0,
                  "cost_micros": 0, "assigned_at": now}  # fmt: skip
     constant = {name: typed(name, [value])[0] for name, value in constants.items()}
     for batch in drawn.to_batches(_CHUNK):
@@ -96,7 +96,8 @@ def write_recipients(
         ids, arms = batch.column("customer_id").to_pylist(), batch.column("arm").to_pylist()
         columns = {name: [value] * n for name, value in constant.items()}
         columns |= {
-            name: typed(name, batch.column(name).to_pylist()) for name in ("reason", "stratum", "address", "timezone")
+            name: typed(name, batch.column(name).to_pylist())
+            for name in ("reason", "stratum", "address", "timezone", "language")
         }
         columns |= {
             "customer_id": typed("customer_id", ids), "arm": typed("arm", arms),

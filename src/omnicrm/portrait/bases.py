@@ -183,8 +183,8 @@ def preferences(inputs: PortraitInputs) -> ir.Table:
 
 
 def attributes(inputs: PortraitInputs) -> ir.Table:
-    """What people and sources declared: gender, birthday, region, education, time zone, membership, WeChat following —
-    the latest non-empty value of each, and the cities orders were sent to."""
+    """What people and sources declared: gender, birthday, region, education, time zone, language, membership,
+    WeChat following — the latest non-empty value of each, and the cities orders were sent to."""
     p = inputs.people()
     traits = p.traits.fill_null("")
     p = p.mutate(
@@ -192,6 +192,7 @@ def attributes(inputs: PortraitInputs) -> ir.Table:
         follows=(p.source.lower().re_search(r"wechat|weixin") & (json_number(traits, "subscribe") == 1)).cast("int8"),
         joined_at=json_text(traits, "joined_at"),
         timezone=json_text(traits, "timezone"),
+        locale=ibis.coalesce(json_text(traits, "locale").nullif(""), json_text(traits, "language")),
     )
 
     def latest(col: ir.Value) -> ir.Value:
@@ -205,6 +206,7 @@ def attributes(inputs: PortraitInputs) -> ir.Table:
         district=latest(p.district),
         education=latest(p.education),
         timezone=latest(p.timezone),
+        locale=latest(p.locale),
         member_card=latest(p.member_card),
         member_joined_at=p.joined_at.min(where=p.member_card.notnull()),
         wechat_follower=p.follows.argmax(p.observed_at, where=p.source.lower().re_search(r"wechat|weixin")),

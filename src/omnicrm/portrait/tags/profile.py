@@ -149,6 +149,22 @@ PROFILE: tuple[TagDefinition, ...] = (
         description_en="Time zone as members or sources declared it (e.g. Asia/Shanghai); quiet hours follow it",
     ),
     tag(
+        "language",
+        "语言",
+        "Language",
+        "attribute",
+        "category",
+        ("locale",),
+        lambda b, _: ibis.cases(
+            (b.locale.lower().re_search(r"^(zh|cn|chinese|中文)"), "zh"),
+            (b.locale.lower().re_search(r"^(en|english)"), "en"),
+            else_="unknown",
+        ),
+        values=("zh", "en", "unknown"),
+        description_zh="会员或来源声明的语言（locale）；营销消息按它选择中文或英文模板",
+        description_en="Language as members or sources declared it (locale); messages use its zh or en template",
+    ),
+    tag(
         "province",
         "省份",
         "Province",
