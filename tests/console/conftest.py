@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -80,32 +81,29 @@ def console_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def console_server(console_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
     """``uvicorn omnicrm.api.app:create_app --factory`` over ``console_data``, stopped at the end of the run."""
+    with serving(console_data, tmp_path_factory.mktemp("console-server")) as server:
+        yield server
+
+
+@contextmanager
+def serving(data_dir: Path, folder: Path, **env: str) -> Iterator[ConsoleServer]:
+    """``uvicorn omnicrm.api.app:create_app --factory`` over ``data_dir`` on 127.0.0.1 (log in ``folder``), with
+    ``env`` as extra ``OMNICRM_*`` settings; stopped when the block ends. No stray ./omnicrm.toml is read."""
     port = free_port()
-    log = tmp_path_factory.mktemp("console-server") / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICRM_")}
-    env.update(
-        OMNICRM_DATA_DIR=str(console_data),
+    log = folder / "server.log"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OMNICRM_")}
+    environment.update(
+        OMNICRM_DATA_DIR=str(data_dir),
         OMNICRM_LOADER_INTERVAL_SECONDS="0",
         OMNICRM_LOG_LEVEL="WARNING",
-        # Never read a stray ./omnicrm.toml: this file does not exist.
-        OMNICRM_CONFIG=str(log.parent / "no-omnicrm.toml"),
+        OMNICRM_CONFIG=str(folder / "no-omnicrm.toml"),
+        **env,
     )
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "omnicrm.api.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    command = [sys.executable, "-m", "uvicorn", "omnicrm.api.app:create_app", "--factory", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning"]  # fmt: skip
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = ConsoleServer(base_url=f"http://127.0.0.1:{port}", data_dir=console_data, log=log, proc=proc)
+        proc = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    server = ConsoleServer(base_url=f"http://127.0.0.1:{port}", data_dir=data_dir, log=log, proc=proc)
     try:
         _wait_for_health(server)
         yield server

@@ -12,10 +12,7 @@ conftest's, and the page is refused any host but this server, as everywhere.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +25,7 @@ from omnicrm.campaigns.audience import REASONS
 from omnicrm.settings import load_settings
 from omnicrm.store.state import StateStore
 from tests.console.accounts import PASSWORD, console_users
-from tests.console.conftest import ConsoleServer, _stop, _wait_for_health
+from tests.console.conftest import ConsoleServer, serving
 from tests.console.test_campaign_pages import copy_merchant, email_channel, grant_email_consent, make_segment
 from tests.live import free_port
 from tests.mail import Inbox
@@ -65,29 +62,15 @@ def console_server(
     grant_email_consent(root, state)
     make_segment(root, state, SEGMENT)
     state.dispose()
-    log = folder / "server.log"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICRM_")}
-    env.update(
-        OMNICRM_DATA_DIR=str(root),
-        OMNICRM_LOADER_INTERVAL_SECONDS="0",
-        OMNICRM_LOG_LEVEL="WARNING",
-        OMNICRM_CONFIG=str(folder / "no-omnicrm.toml"),
+    with serving(
+        root,
+        folder,
         OMNICRM_CHANNELS=json.dumps({"mail": email_channel(inbox[1])}),
         OMNICRM_PUBLIC_URL="https://crm.shop.example",
         OMNICRM_CAMPAIGN_INTERVAL_SECONDS="1",
         OMNICRM_QUIET_HOURS="",
-    )
-    command = [sys.executable, "-m", "uvicorn", "omnicrm.api.app:create_app", "--factory", "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = ConsoleServer(base_url=f"http://127.0.0.1:{port}", data_dir=root, log=log, proc=proc)
-    try:
-        _wait_for_health(server)
+    ) as server:
         yield server
-    finally:
-        _stop(proc)
 
 
 def _log_in(page: Page, username: str) -> None:

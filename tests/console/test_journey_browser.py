@@ -12,10 +12,7 @@ production. The other fixtures (``browser``, ``page``, ``shot``) are the conftes
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +21,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.console.accounts import PASSWORD, console_users
-from tests.console.conftest import ConsoleServer, _stop, _wait_for_health
+from tests.console.conftest import ConsoleServer, serving
 from tests.console.test_campaign_pages import copy_merchant
-from tests.live import free_port
 
 pytestmark = pytest.mark.browser
 __all__ = ["console_users"]
@@ -50,29 +46,15 @@ def console_server(
     campaign worker (which advances live journeys) every second."""
     folder = tmp_path_factory.mktemp("journey-browser")
     root = copy_merchant(console_data, folder / "merchant")
-    log = folder / "server.log"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICRM_")}
-    env.update(
-        OMNICRM_DATA_DIR=str(root),
-        OMNICRM_LOADER_INTERVAL_SECONDS="0",
-        OMNICRM_LOG_LEVEL="WARNING",
-        OMNICRM_CONFIG=str(folder / "no-omnicrm.toml"),
+    with serving(
+        root,
+        folder,
         OMNICRM_CHANNELS=json.dumps(CHANNELS),
         OMNICRM_PUBLIC_URL="https://crm.shop.example",
         OMNICRM_SHOP_NAME="小鹿茶",
         OMNICRM_CAMPAIGN_INTERVAL_SECONDS="1",
-    )
-    command = [sys.executable, "-m", "uvicorn", "omnicrm.api.app:create_app", "--factory", "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = ConsoleServer(base_url=f"http://127.0.0.1:{port}", data_dir=root, log=log, proc=proc)
-    try:
-        _wait_for_health(server)
+    ) as server:
         yield server
-    finally:
-        _stop(proc)
 
 
 def _log_in(page: Page, username: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,3 +80,23 @@ def check_ledger(state: StateStore, customer_id: int, at: datetime) -> None:
     open_left = sum(lot.remaining for lot in all_lots if lot.status in ("pending", "active"))
     assert b.balance == open_left - owed
     assert b.available + b.pending + b.overdue == b.balance  # available already counts the debt
+
+
+def run(n: int, work: Any) -> list[Any]:
+    """Run ``work(i)`` on ``n`` threads released together; returns each result or the exception it raised."""
+    gate = threading.Barrier(n)
+    out: list[Any] = [None] * n
+
+    def one(i: int) -> None:
+        gate.wait()
+        try:
+            out[i] = work(i)
+        except Exception as exc:  # collected and checked by the test
+            out[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out

@@ -5,9 +5,7 @@ same orders award each once. At the end every balance equals its ledger."""
 from __future__ import annotations
 
 import random
-import threading
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -15,30 +13,10 @@ from omnicrm.errors import InputError
 from omnicrm.loyalty.ledger import Entry, balance, earn_many, history, lots, spend
 from omnicrm.loyalty.lifecycle import expire_due
 from omnicrm.store.state import StateStore
-from tests.loyalty.checks import T0, award, check_ledger, entries_sum, give
+from tests.loyalty.checks import T0, award, check_ledger, entries_sum, give, run
 
 THREADS = 240
 KEYS = 200  # threads beyond these retry an earlier thread's request (same idempotency key)
-
-
-def run(n: int, work: Any) -> list[Any]:
-    """Run ``work(i)`` on ``n`` threads released together; returns each result or the exception it raised."""
-    gate = threading.Barrier(n)
-    out: list[Any] = [None] * n
-
-    def one(i: int) -> None:
-        gate.wait()
-        try:
-            out[i] = work(i)
-        except Exception as exc:  # collected and checked by the test
-            out[i] = exc
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return out
 
 
 @pytest.mark.timeout(180)

@@ -4,7 +4,6 @@ on refund, single use and a never-exceeded budget under hundreds of concurrent t
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +26,7 @@ from omnicrm.loyalty.coupons import (
 )
 from omnicrm.store.schema import coupon_redemptions, coupon_templates, coupons
 from omnicrm.store.state import StateStore
+from tests.loyalty.checks import run
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -61,26 +61,6 @@ def refused(state: StateStore, error: type[OmnicrmError], field: str, call: Any,
         assert word in str(info.value), (word, str(info.value))
     assert snapshot(state) == before
     return info.value
-
-
-def run(n: int, work: Any) -> list[Any]:
-    """Run ``work(i)`` on ``n`` threads released together; returns each result or the exception it raised."""
-    gate = threading.Barrier(n)
-    out: list[Any] = [None] * n
-
-    def one(i: int) -> None:
-        gate.wait()
-        try:
-            out[i] = work(i)
-        except Exception as exc:  # collected and checked by the test
-            out[i] = exc
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return out
 
 
 def test_templates_are_checked_and_created_once(state: StateStore) -> None:
