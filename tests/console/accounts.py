@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Page, expect
 
 from omnicrm.access.users import ROLES, create_user, list_users
 from omnicrm.api.app import create_app
@@ -77,3 +78,22 @@ def as_role(console_app: TestClient, console_users: dict[str, str]) -> Callable[
         return clients[role]
 
     return make
+
+
+def english_client(app_client: TestClient, role: str, cache: dict[str, TestClient]) -> TestClient:
+    """A client logged in as the role's demo user (``service_agent`` is ``service-agent``), reading the pages in
+    English; cached in ``cache`` per role."""
+    if role not in cache:
+        client = log_in(fresh_client(app_client), role.replace("_", "-"))
+        client.get("/console/lang/en?next=/console/")
+        cache[role] = client
+    return cache[role]
+
+
+def log_in_page(page: Page, username: str) -> None:
+    """Log in through the browser and land on the dashboard."""
+    page.goto("/console/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#login")
+    expect(page.locator("h1")).to_have_text("Dashboard")

@@ -24,7 +24,7 @@ from playwright.sync_api import Page, expect
 from omnicrm.campaigns.audience import REASONS
 from omnicrm.settings import load_settings
 from omnicrm.store.state import StateStore
-from tests.console.accounts import PASSWORD, console_users
+from tests.console.accounts import console_users, log_in_page
 from tests.console.conftest import ConsoleServer, serving
 from tests.console.test_campaign_pages import copy_merchant, email_channel, grant_email_consent, make_segment
 from tests.live import free_port
@@ -73,18 +73,10 @@ def console_server(
         yield server
 
 
-def _log_in(page: Page, username: str) -> None:
-    page.goto("/console/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login")
-    expect(page.locator("h1")).to_have_text("Dashboard")
-
-
 def test_marketer_creates_launches_and_reads_a_campaign(
     page: Page, console_server: ConsoleServer, console_users: dict[str, str], inbox: tuple[Inbox, int], shot: Shot
 ) -> None:
-    _log_in(page, console_users["marketer"])
+    log_in_page(page, console_users["marketer"])
     page.click("header nav >> text=Campaigns")
     expect(page.locator("h1")).to_have_text("Campaigns")
     expect(page.locator("#no-campaigns")).to_be_visible()

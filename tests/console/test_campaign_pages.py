@@ -36,7 +36,7 @@ from omnicrm.store.derived import DerivedStore
 from omnicrm.store.engine import Engine
 from omnicrm.store.facts import FactsStore
 from omnicrm.store.state import StateStore
-from tests.console.accounts import console_users, csrf_of, fresh_client, log_in
+from tests.console.accounts import console_users, csrf_of, english_client
 
 __all__ = ["console_users", "copy_merchant", "email_channel", "grant_email_consent", "make_segment"]
 
@@ -88,11 +88,7 @@ class Shop:
 
     def as_role(self, role: str) -> TestClient:
         """A client logged in as the role's user, reading the pages in English."""
-        if role not in self.clients:
-            client = log_in(fresh_client(self.app), role.replace("_", "-"))
-            client.get("/console/lang/en?next=/console/")
-            self.clients[role] = client
-        return self.clients[role]
+        return english_client(self.app, role, self.clients)
 
     @property
     def state(self) -> StateStore:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.console.accounts import PASSWORD, console_users
+from tests.console.accounts import console_users, log_in_page
 from tests.console.conftest import ConsoleServer, serving
 from tests.console.test_campaign_pages import copy_merchant
 
@@ -57,18 +57,10 @@ def console_server(
         yield server
 
 
-def _log_in(page: Page, username: str) -> None:
-    page.goto("/console/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login")
-    expect(page.locator("h1")).to_have_text("Dashboard")
-
-
 def test_marketer_builds_starts_and_reads_a_journey(
     page: Page, console_server: ConsoleServer, console_users: dict[str, str], shot: Shot
 ) -> None:
-    _log_in(page, console_users["marketer"])
+    log_in_page(page, console_users["marketer"])
     page.click("header nav >> text=Campaigns")
     page.click("#tab-journeys")
     expect(page.locator("h1")).to_have_text("Journeys")

@@ -38,7 +38,7 @@ from omnicrm.store.engine import Engine
 from omnicrm.store.facts import FactsStore
 from omnicrm.store.schema import journey_entries
 from omnicrm.store.state import StateStore
-from tests.console.accounts import console_users, csrf_of, fresh_client, log_in
+from tests.console.accounts import console_users, csrf_of, english_client
 from tests.console.test_campaign_pages import copy_merchant, email_channel
 from tests.portrait.test_tags import line, write
 
@@ -70,11 +70,7 @@ class Shop:
 
     def as_role(self, role: str) -> TestClient:
         """A client logged in as the role's user, reading the pages in English."""
-        if role not in self.clients:
-            client = log_in(fresh_client(self.app), role.replace("_", "-"))
-            client.get("/console/lang/en?next=/console/")
-            self.clients[role] = client
-        return self.clients[role]
+        return english_client(self.app, role, self.clients)
 
     @contextmanager
     def system(self) -> Iterator[Marketing]:
