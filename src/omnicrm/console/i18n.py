@@ -1,8 +1,10 @@
 """The console's two languages: message catalogues shipped in the package, picked per request.
 
 A user's choice is kept in a cookie; without one, the browser's Accept-Language decides (Chinese for any
-``zh``, else English). A message missing from a catalogue falls back to English, then to its key, so a
-page never breaks for a missing translation (a test checks the catalogues have the same keys).
+``zh``, else English). Each language's messages are JSON files in ``locales/<lang>/``, one per console area
+(``console.json`` for the shared pages, ``campaigns.json`` ...); a key defined in two files is an error. A message
+missing from a catalogue falls back to English, then to its key, so a page never breaks for a missing translation
+(a test checks the catalogues have the same keys).
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ COOKIE = "omnicrm_lang"
 
 @cache
 def catalogue(lang: str) -> dict[str, str]:
-    text = resources.files("omnicrm.console").joinpath("locales", f"{lang}.json").read_text(encoding="utf-8")
-    data: dict[str, str] = json.loads(text)
+    folder = resources.files("omnicrm.console").joinpath("locales", lang)
+    data: dict[str, str] = {}
+    for part in sorted((f for f in folder.iterdir() if f.name.endswith(".json")), key=lambda f: f.name):
+        messages: dict[str, str] = json.loads(part.read_text(encoding="utf-8"))
+        twice = sorted(set(messages) & set(data))
+        if twice:
+            raise ValueError(f"console messages {lang}/{part.name}: {', '.join(twice[:5])} defined in another file too")
+        data.update(messages)
     return data
 
 
