@@ -22,6 +22,6 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     command.upgrade(alembic_config(engine), revision)

@@ -83,7 +83,7 @@ class StateStore:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def migrate(self, revision: str = "head") -> None:
+    def migrate(self, revision: str = "heads") -> None:
         """Bring the schema to ``revision`` with Alembic (idempotent)."""
         from omnicrm.store.migrate import upgrade
 
