@@ -2,7 +2,8 @@
 
 Each route is declared here with what guards it: a console permission, an API scope, a source write key,
 or nothing (public). The test fails when the app has a route this table does not declare, so a new route
-cannot ship without a decision about who may use it.
+cannot ship without a decision about who may use it. An area of the product may declare its routes in its own
+``tests/console/routes_<area>.py`` (``MATRIX``, ``API_INPUTS`` and path ``PARAMS`` dicts); they are merged here.
 
 Outcomes: anonymous console requests go to log-in (303); a role without the permission gets 403; with it,
 anything but 401/403. API requests without a key get 401; a key with every other scope (not admin) gets
@@ -11,8 +12,10 @@ anything but 401/403. API requests without a key get 401; a key with every other
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -169,6 +172,17 @@ API_INPUTS: dict[tuple[str, str], dict[str, Any]] = {
     },
 }
 
+AREA_PARAMS: dict[str, str] = {}
+for _area in sorted(Path(__file__).parent.glob("routes_*.py")):
+    _module = importlib.import_module(f"tests.console.{_area.stem}")
+    _twice = (MATRIX.keys() & getattr(_module, "MATRIX", {}).keys()) | (
+        AREA_PARAMS.keys() & getattr(_module, "PARAMS", {}).keys()
+    )
+    assert not _twice, f"{_area.name} declares again: {sorted(_twice)}"
+    MATRIX.update(getattr(_module, "MATRIX", {}))
+    API_INPUTS.update(getattr(_module, "API_INPUTS", {}))
+    AREA_PARAMS.update(getattr(_module, "PARAMS", {}))
+
 
 def app_routes(app: Any) -> Iterator[tuple[str, str]]:
     def walk(routes: list[Any]) -> Iterator[Any]:
@@ -211,6 +225,7 @@ def params(console_app: TestClient) -> dict[str, str]:
         "appid": "wxmatrix",
         "campaign_id": "0",
         "journey_id": "0",
+        **AREA_PARAMS,
     }
 
 

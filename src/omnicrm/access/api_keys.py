@@ -25,6 +25,11 @@ SCOPES = {
     "campaigns:read": "read campaigns, their send logs and results",
     "campaigns:write": "create, launch, cancel campaigns and settle sends left in doubt",
     "coupons:write": "issue coupons (the coupon channel of campaigns calls this)",
+    "loyalty:read": "read members' points, tiers, coupons, referrals, draws, communities, content and stored value",
+    "loyalty:write": "run the loyalty programme: earn and adjust points, issue coupons, set up referrals and draws",
+    "till": "what a till does: redeem coupons, check people in, earn and spend points and stored value",
+    "inbox:read": "read conversations, queues and SLA reports",
+    "inbox:write": "post messages and replies, assign and close conversations",
     "admin": "everything",
 }
 

@@ -42,6 +42,11 @@ PERMISSIONS = {
     "segments.write": "save segments",
     "campaigns.view": "see campaigns, their send logs and results",
     "campaigns.write": "create, launch and cancel campaigns",
+    "loyalty.view": "see members' points, tiers, coupons, referrals, draws, communities, content and stored value",
+    "loyalty.write": "run the loyalty programme: adjust points, set up coupons, referrals, draws, events and content",
+    "till": "at the till: check people in, redeem coupons, earn and spend points and stored value",
+    "inbox.work": "answer customers' conversations in the inbox",
+    "inbox.manage": "set up teams, assignment, SLAs and quick replies; read the SLA reports",
     "users.view": "see the console's users and their roles",
 }
 
@@ -59,12 +64,22 @@ ROLES: dict[str, frozenset[str]] = {
             "segments.write",
             "campaigns.view",
             "campaigns.write",
+            "loyalty.view",
+            "loyalty.write",
         }
     ),
     "service_agent": frozenset(
-        {"customers.search", "customers.view", "customers.identifiers", "customers.tag", "tags.view"}
+        {
+            "customers.search",
+            "customers.view",
+            "customers.identifiers",
+            "customers.tag",
+            "tags.view",
+            "loyalty.view",
+            "inbox.work",
+        }
     ),
-    "store_clerk": frozenset({"customers.search", "customers.view"}),
+    "store_clerk": frozenset({"customers.search", "customers.view", "till"}),
 }
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
