@@ -22,13 +22,12 @@ import pyarrow as pa
 
 from omnicrm.errors import NotFound
 from omnicrm.portrait.inputs import PortraitInputs, json_text, order_channel
-from omnicrm.store.derived import DerivedStore
+from omnicrm.store.derived import CUSTOMER_ROW_GROUP, DerivedStore
 from omnicrm.store.engine import Engine
 
 __all__ = ["AREA", "SCHEMA", "TimelineRefresh", "refresh_timeline"]
 
 AREA = "timeline"
-ROW_GROUP = 16_384
 _MONEY = "decimal(18, 2)"
 _DETAIL = 280  # characters of a message or event detail kept for the page
 
@@ -160,7 +159,7 @@ def refresh_timeline(engine: Engine, derived: DerivedStore, *, say: Say = lambda
     snapshot = derived.new_snapshot(AREA)
     say("timeline: orders, events, messages and profiles per customer…")
     path = snapshot / "timeline.parquet"
-    engine.write_parquet(timeline_expr(inputs), path, row_group_size=ROW_GROUP, schema=SCHEMA)
+    engine.write_parquet(timeline_expr(inputs), path, row_group_size=CUSTOMER_ROW_GROUP, schema=SCHEMA)
     counted = duckdb.connect().execute(f"SELECT count(*), count(DISTINCT customer_id) FROM read_parquet('{path}')")
     rows, customers = counted.fetchall()[0]
     seconds = round(time.perf_counter() - started, 3)

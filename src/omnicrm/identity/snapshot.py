@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from omnicrm.identity.resolve import Resolution
+from omnicrm.store.derived import CUSTOMER_ROW_GROUP
 
 __all__ = ["SNAPSHOT_FILES", "assign_ids", "write_snapshot"]
 
@@ -99,7 +100,11 @@ def write_snapshot(
             }
         ),
     )
-    con.execute(f"COPY (SELECT * FROM rec) TO '{path / 'records.parquet'}' (FORMAT parquet)")
+    # by customer in small row groups: one customer's look-up (the 360, resolve_id) reads one or two of them
+    con.execute(
+        f"COPY (SELECT * FROM rec ORDER BY customer_id, record_key) TO '{path / 'records.parquet'}' "
+        f"(FORMAT parquet, ROW_GROUP_SIZE {CUSTOMER_ROW_GROUP})"
+    )
     con.execute(
         f"COPY (SELECT * FROM occ ORDER BY record_key, key) TO '{path / 'occurrences.parquet'}' (FORMAT parquet)"
     )
@@ -122,7 +127,7 @@ def write_snapshot(
                    count(*) OVER (PARTITION BY h.key) AS holders
             FROM held h JOIN keys k USING (key)
             ORDER BY h.customer_id, k.merge_stage, h.key
-        ) TO '{path / "identifiers.parquet"}' (FORMAT parquet)
+        ) TO '{path / "identifiers.parquet"}' (FORMAT parquet, ROW_GROUP_SIZE {CUSTOMER_ROW_GROUP})
         """
     )
     (path / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2, default=str), encoding="utf-8")

@@ -199,9 +199,12 @@ class PortraitInputs:
             return t.filter(t.created_at <= self.cutoff)
 
         line = ["source", "order_id", "line_no"]
-        # nearly every line has one version: only the lines with several are ranked
-        t = read()
-        several = t.group_by(line).aggregate(versions=t.count()).filter(lambda g: g.versions > 1).drop("versions")
+        # nearly every line has one version: only the lines with several are ranked (found once, a small table)
+        if "several" not in self._cache:
+            t = read()
+            several = t.group_by(line).aggregate(versions=t.count()).filter(lambda g: g.versions > 1)
+            self._cache["several"] = self.engine.materialise(several.drop("versions"), "order_line_repeats")
+        several = self._cache["several"]
         ranked = read().semi_join(several, line)
         newer = ibis.window(
             group_by=[ranked[c] for c in line],

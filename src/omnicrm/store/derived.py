@@ -13,9 +13,12 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["DerivedStore"]
+__all__ = ["CUSTOMER_ROW_GROUP", "DerivedStore"]
 
 KEEP = 3
+# Rows per Parquet row group of tables written sorted by customer (tags, reasons, identity records, timeline):
+# small enough that one customer's look-up reads one or two row groups, large enough for fast full scans.
+CUSTOMER_ROW_GROUP = 16_384
 
 
 class DerivedStore:
