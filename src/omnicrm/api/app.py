@@ -8,7 +8,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from omnicrm import __version__
-from omnicrm.api import analytics, campaigns, consents, coupons, customers, ingest, journeys, links, segments, tags
+from omnicrm.api import (
+    analytics,
+    campaigns,
+    consents,
+    coupons,
+    customers,
+    ingest,
+    journeys,
+    links,
+    referrals,
+    segments,
+    tags,
+)
 from omnicrm.api.errors import install_error_handlers
 from omnicrm.api.responses import JSONBody
 from omnicrm.console import mount as mount_console
@@ -93,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(campaigns.router)
     app.include_router(coupons.router)
     app.include_router(journeys.router)
+    app.include_router(referrals.router)
     mount_console(app)
 
     @app.get("/health", tags=["ops"])

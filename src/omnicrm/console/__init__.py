@@ -9,7 +9,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from omnicrm.console import campaigns, catalogue, customers, dashboard, journeys, login
+from omnicrm.console import (
+    campaigns,
+    catalogue,
+    customers,
+    dashboard,
+    journeys,
+    login,
+    referrals,
+)
 from omnicrm.console.web import PREFIX, Forbidden, LoginRequired, current, login_redirect, render, security_headers
 
 __all__ = ["mount"]
@@ -20,7 +28,10 @@ def mount(app: FastAPI) -> None:
     app.state.console_reports = {}  # dashboard reports per derived snapshot (see dashboard._report)
     static = resources.files("omnicrm.console").joinpath("static")
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(static)), name="console-static")
-    for module in (login, dashboard, customers, catalogue, campaigns, journeys):
+    for module in (
+        login, dashboard, customers, catalogue, campaigns, journeys,
+        referrals,
+    ):  # fmt: skip
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)

@@ -46,6 +46,7 @@ from omnicrm.store.schema.marketing import (
     personalisation_choices,
     wechat_server_tokens,
 )
+from omnicrm.store.schema.referrals import referral_codes, referral_programmes, referral_visits, referrals
 
 __all__ = [
     "Id",
@@ -76,6 +77,10 @@ __all__ = [
     "point_entries",
     "point_lots",
     "quarantine",
+    "referral_codes",
+    "referral_programmes",
+    "referral_visits",
+    "referrals",
     "segment_snapshots",
     "segments",
     "sources",
