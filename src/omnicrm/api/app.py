@@ -14,6 +14,7 @@ from omnicrm.api import (
     consents,
     coupons,
     customers,
+    giveaways,
     ingest,
     journeys,
     links,
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(campaigns.router)
     app.include_router(coupons.router)
     app.include_router(journeys.router)
+    app.include_router(giveaways.router)
     app.include_router(referrals.router)
     mount_console(app)
 

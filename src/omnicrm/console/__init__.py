@@ -14,6 +14,7 @@ from omnicrm.console import (
     catalogue,
     customers,
     dashboard,
+    giveaways,
     journeys,
     login,
     referrals,
@@ -29,7 +30,7 @@ def mount(app: FastAPI) -> None:
     static = resources.files("omnicrm.console").joinpath("static")
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(static)), name="console-static")
     for module in (
-        login, dashboard, customers, catalogue, campaigns, journeys,
+        login, dashboard, customers, catalogue, campaigns, journeys, giveaways,
         referrals,
     ):  # fmt: skip
         app.include_router(module.router)

@@ -12,6 +12,8 @@
   per-person limits.
 - ``coupon_redemptions``: redeeming a code online or at the till (核销), credited to the store and its guide;
   reversal on refund; the report per template, store and guide.
+- ``giveaways``: lucky draws and red-packet drops within a budget, per-person limits and a schedule, each entry drawn
+  from a committed seed (``giveaway_odds``) and auditable once the seed is published (``giveaway_audit``).
 - ``referrals``: the referral programme, members' codes, links and QR codes, and referrals checked through OneID
   (self-referral under two identifiers, rings, one referrer each, new customers only); ``referral_rewards``
   rewards both sides once the first paid order is past its return window, and reports per referrer.

@@ -46,6 +46,7 @@ __all__ = [
     "get_template",
     "issue",
     "issue_many",
+    "issue_within",
     "lock_template",
     "make_code",
     "normalise_code",
@@ -294,7 +295,7 @@ def _window(t: Template, now: datetime) -> tuple[datetime, datetime]:
     return starts, ends
 
 
-def _issue(
+def issue_within(
     conn: Connection, template_id: str, wants: Sequence[tuple[int, str]], *, campaign_id: str | None, by: str,
     store_code: str | None, guide_id: str | None, now: datetime,
 ) -> IssueResult:  # fmt: skip
@@ -373,7 +374,7 @@ def issue(
     key = idempotency_key or f"coupon:{secrets.token_hex(16)}"
 
     def work(conn: Connection) -> IssueResult:
-        return _issue(conn, template_id, [(int(customer_id), key)], campaign_id=campaign_id, by=by,
+        return issue_within(conn, template_id, [(int(customer_id), key)], campaign_id=campaign_id, by=by,
                       store_code=store_code, guide_id=guide_id, now=now_)  # fmt: skip
 
     result = transaction(state, work)
@@ -408,7 +409,7 @@ def issue_many(
     wants = list(dict.fromkeys((int(c), f"{key}:{int(c)}") for c in customer_ids))
 
     def work(conn: Connection) -> IssueResult:
-        return _issue(conn, template_id, wants, campaign_id=campaign_id, by=by, store_code=None, guide_id=None,
+        return issue_within(conn, template_id, wants, campaign_id=campaign_id, by=by, store_code=None, guide_id=None,
                       now=now_)  # fmt: skip
 
     return transaction(state, work)

@@ -23,6 +23,13 @@ from omnicrm.store.schema.core import (
     tag_definitions,
     users,
 )
+from omnicrm.store.schema.giveaways import (
+    giveaway_eligible,
+    giveaway_entries,
+    giveaway_packets,
+    giveaway_prizes,
+    giveaways,
+)
 from omnicrm.store.schema.loyalty import (
     coupon_redemptions,
     coupon_templates,
@@ -60,6 +67,11 @@ __all__ = [
     "coupon_templates",
     "coupons",
     "fact_batches",
+    "giveaway_eligible",
+    "giveaway_entries",
+    "giveaway_packets",
+    "giveaway_prizes",
+    "giveaways",
     "identity_links",
     "import_files",
     "ingest_buffer",
