@@ -11,6 +11,7 @@ from omnicrm import __version__
 from omnicrm.api import (
     analytics,
     campaigns,
+    community,
     consents,
     coupons,
     customers,
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(campaigns.router)
     app.include_router(coupons.router)
     app.include_router(journeys.router)
+    app.include_router(community.router)
     app.include_router(giveaways.router)
     app.include_router(referrals.router)
     mount_console(app)

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from omnicrm.console import (
     campaigns,
     catalogue,
+    community,
     customers,
     dashboard,
     giveaways,
@@ -31,7 +32,7 @@ def mount(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(static)), name="console-static")
     for module in (
         login, dashboard, customers, catalogue, campaigns, journeys, giveaways,
-        referrals,
+        referrals, community,
     ):  # fmt: skip
         app.include_router(module.router)
 

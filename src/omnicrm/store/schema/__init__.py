@@ -7,6 +7,13 @@ the one ``metadata`` of ``base``; a new domain's module is imported below so tha
 from __future__ import annotations
 
 from omnicrm.store.schema.base import Id, metadata
+from omnicrm.store.schema.community import (
+    communities,
+    community_checkins,
+    community_events,
+    community_members,
+    community_signups,
+)
 from omnicrm.store.schema.core import (
     api_keys,
     console_sessions,
@@ -61,6 +68,11 @@ __all__ = [
     "campaign_links",
     "campaign_recipients",
     "campaigns",
+    "communities",
+    "community_checkins",
+    "community_events",
+    "community_members",
+    "community_signups",
     "consents",
     "console_sessions",
     "coupon_redemptions",
