@@ -21,6 +21,7 @@ from omnicrm.api import (
     links,
     referrals,
     segments,
+    stored_value,
     tags,
 )
 from omnicrm.api.errors import install_error_handlers
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(coupons.router)
     app.include_router(journeys.router)
     app.include_router(community.router)
+    app.include_router(stored_value.router)
     app.include_router(giveaways.router)
     app.include_router(referrals.router)
     mount_console(app)

@@ -19,6 +19,7 @@ from omnicrm.console import (
     journeys,
     login,
     referrals,
+    stored_value,
 )
 from omnicrm.console.web import PREFIX, Forbidden, LoginRequired, current, login_redirect, render, security_headers
 
@@ -31,7 +32,7 @@ def mount(app: FastAPI) -> None:
     static = resources.files("omnicrm.console").joinpath("static")
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(static)), name="console-static")
     for module in (
-        login, dashboard, customers, catalogue, campaigns, journeys, giveaways,
+        login, dashboard, customers, catalogue, campaigns, journeys, stored_value, giveaways,
         referrals, community,
     ):  # fmt: skip
         app.include_router(module.router)

@@ -17,5 +17,8 @@
 - ``referrals``: the referral programme, members' codes, links and QR codes, and referrals checked through OneID
   (self-referral under two identifiers, rings, one referrer each, new customers only); ``referral_rewards``
   rewards both sides once the first paid order is past its return window, and reports per referrer.
+- ``stored_value``: members' prepaid money (储值) as a ledger: top-ups (paid and bonus buckets), spends, refunds,
+  refunds of top-ups and reversals, idempotent (``stored_value_ledger``: entries and buckets; ``stored_value_report``:
+  the liability, paid vs bonus, and the money per store and day).
 - ``locks``: how every change is one transaction holding the member's lock, on SQLite and PostgreSQL.
 """

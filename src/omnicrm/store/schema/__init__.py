@@ -61,6 +61,7 @@ from omnicrm.store.schema.marketing import (
     wechat_server_tokens,
 )
 from omnicrm.store.schema.referrals import referral_codes, referral_programmes, referral_visits, referrals
+from omnicrm.store.schema.stored_value import stored_value_draws, stored_value_entries
 
 __all__ = [
     "Id",
@@ -108,6 +109,8 @@ __all__ = [
     "segment_snapshots",
     "segments",
     "sources",
+    "stored_value_draws",
+    "stored_value_entries",
     "tag_definitions",
     "tier_changes",
     "users",
