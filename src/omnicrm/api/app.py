@@ -19,6 +19,9 @@ from omnicrm.api import (
     ingest,
     journeys,
     links,
+    loyalty,
+    loyalty_coupons,
+    loyalty_till,
     referrals,
     segments,
     stored_value,
@@ -109,6 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(coupons.router)
     app.include_router(journeys.router)
     app.include_router(community.router)
+    app.include_router(loyalty.router)
+    app.include_router(loyalty_coupons.router)
+    app.include_router(loyalty_till.router)
     app.include_router(stored_value.router)
     app.include_router(giveaways.router)
     app.include_router(referrals.router)

@@ -28,6 +28,7 @@ def _register() -> None:
         identity,
         importing,
         journeys,
+        loyalty,
         refresh,
         segments,
         server,
@@ -48,6 +49,7 @@ def _register() -> None:
         consents,
         campaigns,
         journeys,
+        loyalty,
         users,
         config,
     ):

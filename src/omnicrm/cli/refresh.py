@@ -20,6 +20,9 @@ def refresh(
     as_of: Annotated[
         str | None, typer.Option(help="Portrait as of this moment (ISO date or time, UTC); default now.")
     ] = None,
+    loyalty: Annotated[
+        bool, typer.Option(help="Then the daily loyalty jobs: award orders, activate, expire, review tiers.")
+    ] = False,
 ) -> None:
     """Bring derived data (OneID, then every customer's tags and timeline) up to date with the facts."""
     if only is not None and only not in STEPS:
@@ -36,6 +39,10 @@ def refresh(
             console.print(f"segment {taken['segment_id']}: snapshot {taken['id']}, {taken['members']:,} members")
     if only in (None, "timeline"):
         _timeline(ctx)
+    if loyalty:
+        from omnicrm.cli.loyalty import run_daily
+
+        run_daily(ctx, moment)
 
 
 def _as_of(text: str | None) -> dt.datetime | None:

@@ -18,8 +18,11 @@ from omnicrm.console import (
     giveaways,
     journeys,
     login,
+    loyalty,
+    loyalty_coupons,
     referrals,
     stored_value,
+    till,
 )
 from omnicrm.console.web import PREFIX, Forbidden, LoginRequired, current, login_redirect, render, security_headers
 
@@ -32,8 +35,8 @@ def mount(app: FastAPI) -> None:
     static = resources.files("omnicrm.console").joinpath("static")
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(static)), name="console-static")
     for module in (
-        login, dashboard, customers, catalogue, campaigns, journeys, stored_value, giveaways,
-        referrals, community,
+        login, dashboard, customers, catalogue, campaigns, journeys, stored_value, giveaways, loyalty,
+        loyalty_coupons, till, referrals, community,
     ):  # fmt: skip
         app.include_router(module.router)
 
