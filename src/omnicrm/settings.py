@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         description="Marketing channels by name: [channels.<name>] tables with kind (email, sms, wechat, wecom, push, "
         "coupon), base_url, credentials, cost and rate (see omnicrm.channels).",
     )
+    inbox: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Service inbox: an [inbox] table with reply_channels, gateways, webhook_secrets, attachment and "
+        "text limits, reopen_hours, warn_at and worker_interval_seconds (see omnicrm.inbox.config).",
+    )
 
     @classmethod
     def settings_customise_sources(

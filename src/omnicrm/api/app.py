@@ -16,6 +16,7 @@ from omnicrm.api import (
     coupons,
     customers,
     giveaways,
+    inbox,
     ingest,
     journeys,
     links,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stored_value.router)
     app.include_router(giveaways.router)
     app.include_router(referrals.router)
+    app.include_router(inbox.router)
     mount_console(app)
 
     @app.get("/health", tags=["ops"])

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from omnicrm.api import inbox as inbox_api
 from omnicrm.api.customers import Key
 from omnicrm.consent import ledger, personalisation, replies, unsubscribe, wechat
 from omnicrm.consent.overview import customer_consents, subject_consents
@@ -117,6 +118,7 @@ async def aliyun_sms_up(request: Request, token: str) -> JSONResponse:
     outcomes, problems = await run_in_threadpool(
         replies.handle_sms_up, app.state_store, app.derived.current("identity"), items, by="aliyun sms"
     )
+    await run_in_threadpool(inbox_api.take_sms_replies, app, items)  # replies that are not opt-outs: the inbox
     if problems:  # a non-200 answer makes the provider push again; the good items are applied once either way
         detail = "; ".join(str(p) for p in problems)
         return JSONResponse({"code": 400, "msg": detail, "applied": len(outcomes)}, status_code=400)
@@ -235,4 +237,5 @@ async def wechat_event(
     body = await request.body()
     event = wechat.parse_event(body)
     await run_in_threadpool(wechat.handle_event, state, _snapshot(request), appid, event)
+    await run_in_threadpool(inbox_api.take_wechat_message, request.app.state, appid, body)  # messages: the inbox
     return PlainTextResponse("success")
