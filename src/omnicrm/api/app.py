@@ -13,6 +13,7 @@ from omnicrm.api import (
     campaigns,
     community,
     consents,
+    content,
     coupons,
     customers,
     giveaways,
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(coupons.router)
     app.include_router(journeys.router)
     app.include_router(community.router)
+    app.include_router(content.router)
     app.include_router(loyalty.router)
     app.include_router(loyalty_coupons.router)
     app.include_router(loyalty_till.router)

@@ -13,6 +13,7 @@ from omnicrm.console import (
     campaigns,
     catalogue,
     community,
+    content,
     customers,
     dashboard,
     giveaways,
@@ -35,7 +36,7 @@ def mount(app: FastAPI) -> None:
     static = resources.files("omnicrm.console").joinpath("static")
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(static)), name="console-static")
     for module in (
-        login, dashboard, customers, catalogue, campaigns, journeys, stored_value, giveaways, loyalty,
+        login, dashboard, customers, catalogue, campaigns, journeys, stored_value, content, giveaways, loyalty,
         loyalty_coupons, till, referrals, community,
     ):  # fmt: skip
         app.include_router(module.router)

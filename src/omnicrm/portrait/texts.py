@@ -29,14 +29,18 @@ BASIS_SCHEMA = pa.schema(
 
 
 def interest_texts(inputs: PortraitInputs) -> pa.Table:
-    """(customer_id, text, channel, at): search queries and inbound messages, clerk notes included."""
+    """(customer_id, text, channel, at): search queries, titles of content viewed (``omnicrm.content``) and inbound
+    messages, clerk notes included."""
     ev = inputs.events()
     searches = ev.filter(ev.event == "Products Searched").select(
         "customer_id", text=json_text(ev.properties, "query"), channel=ibis.literal("search"), at=ev.timestamp
     )
+    viewed = ev.filter(ev.event == "Content Viewed").select(
+        "customer_id", text=json_text(ev.properties, "title"), channel=ibis.literal("content"), at=ev.timestamp
+    )
     m = inputs.messages()
     said = m.filter(m.direction == "inbound").select("customer_id", text=m.text, channel=m.channel, at=m.sent_at)
-    texts = ibis.union(searches, said)
+    texts = ibis.union(searches, viewed, said)
     return inputs.engine.to_arrow(texts.filter(texts.text.notnull() & (texts.text != "")))
 
 

@@ -165,7 +165,7 @@ BEHAVIOUR: tuple[TagDefinition, ...] = (
         "list",
         ("interest_keywords",),
         lambda b, _: as_list(b.interests),
-        description_en="From searches, chats and notes (Chinese keywords onto the interest taxonomy)",
+        description_en="From searches, chats, notes and content viewed (keywords onto the interest taxonomy)",
     ),
     tag(
         "top_interest",

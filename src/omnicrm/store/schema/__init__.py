@@ -14,6 +14,7 @@ from omnicrm.store.schema.community import (
     community_members,
     community_signups,
 )
+from omnicrm.store.schema.content import content_items, content_shares, content_views
 from omnicrm.store.schema.core import (
     api_keys,
     console_sessions,
@@ -91,6 +92,9 @@ __all__ = [
     "community_signups",
     "consents",
     "console_sessions",
+    "content_items",
+    "content_shares",
+    "content_views",
     "coupon_redemptions",
     "coupon_templates",
     "coupons",
