@@ -12,10 +12,10 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from omnicrm.api.responses import JSONBody
-from omnicrm.errors import OmnicrmError, Unavailable
+from omnicrm.errors import InputError, OmnicrmError, Problem, Unavailable
 from omnicrm.logs import get_logger
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["error_response", "install_error_handlers", "one_idempotency_key"]
 
 log = get_logger(__name__)
 
@@ -23,6 +23,16 @@ log = get_logger(__name__)
 def error_response(exc: OmnicrmError) -> JSONBody:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
     return JSONBody(exc.as_dict(), status_code=exc.status, headers=headers)
+
+
+def one_idempotency_key(header: str | None, body: str | None) -> str | None:
+    """The request's idempotency key, from its ``Idempotency-Key`` header or its body; two different keys are
+    refused, since the client would not know which of them a retry must repeat."""
+    if header and body and header != body:
+        raise InputError(
+            "two different idempotency keys", [Problem("the header and the body differ", "idempotency_key")]
+        )
+    return body or header
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from omnicrm.api.customers import Key
-from omnicrm.errors import InputError, Problem
+from omnicrm.api.errors import one_idempotency_key
 from omnicrm.loyalty import giveaway_audit as audit
 from omnicrm.loyalty import giveaways
 
@@ -98,10 +98,7 @@ def enter(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:  # fmt: skip
     key.require("loyalty:write")
-    if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
-        raise InputError(
-            "two different idempotency keys", [Problem("the header and the body differ", "idempotency_key")]
-        )
+    one_idempotency_key(idempotency_key, body.idempotency_key)
     entry_key = body.idempotency_key or idempotency_key or ""
     entry = giveaways.enter(_state(request), giveaway_id, body.customer_id, idempotency_key=entry_key,
                             by=f"api:{key.name}")  # fmt: skip

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from omnicrm.api.customers import Key
+from omnicrm.api.errors import one_idempotency_key
 from omnicrm.errors import Conflict, InputError, NotFound, Problem
 from omnicrm.loyalty import referrals
 from omnicrm.loyalty.earning import order_facts
@@ -134,10 +135,7 @@ async def record(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:  # fmt: skip
     key.require("loyalty:write")
-    if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
-        raise InputError(
-            "two different idempotency keys", [Problem("the header and the body differ", "idempotency_key")]
-        )
+    one_idempotency_key(idempotency_key, body.idempotency_key)
     app = request.app.state
     visit = read_visit_token(app.settings.secret_key, body.visit_token) if body.visit_token else None
     found = await run_in_threadpool(

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from omnicrm.api.customers import Key
-from omnicrm.errors import InputError, Problem
+from omnicrm.api.errors import one_idempotency_key
 from omnicrm.loyalty import stored_value as sv
 from omnicrm.loyalty.stored_value_report import report as sv_report
 
@@ -60,15 +60,8 @@ class Reversal(BaseModel):
     idempotency_key: str = Field(min_length=1, max_length=255)
 
 
-def _same_key(header: str | None, body: str) -> None:
-    if header is not None and header != body:
-        raise InputError(
-            "two different idempotency keys", [Problem("the header and the body differ", "idempotency_key")]
-        )
-
-
 def _till(key: Key, body: Change, header: str | None) -> sv.Till:
-    _same_key(header, body.idempotency_key)
+    one_idempotency_key(header, body.idempotency_key)
     return sv.Till(body.store_code, body.idempotency_key, f"api:{key.name}", body.guide_id, body.reference)
 
 
@@ -156,7 +149,7 @@ def reverse(
     idempotency_key: IdemHeader = None,
 ) -> dict[str, Any]:  # fmt: skip
     key.require("loyalty:write")
-    _same_key(idempotency_key, body.idempotency_key)
+    one_idempotency_key(idempotency_key, body.idempotency_key)
     receipt = sv.reverse(request.app.state.state_store, customer_id, body.entry_id, reason=body.reason,
                          by=f"api:{key.name}", idempotency_key=body.idempotency_key)  # fmt: skip
     return _answer(response, receipt)

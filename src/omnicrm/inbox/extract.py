@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from omnicrm.errors import InputError, Problem
+from omnicrm.toml_files import validated_toml
 
 __all__ = ["AGE_BANDS", "KINDS", "Extracted", "Rules", "extract", "load_rules", "number", "parse_rules"]
 
@@ -389,15 +389,8 @@ def _places(model: _PlacesModel) -> tuple[dict[str, list[_Place]], str]:
 def parse_rules(rules_text: str, districts_text: str, *, source: str = "<string>") -> Rules:
     """Parse and validate the rules and the districts (TOML); InputError lists every problem, naming rule and field."""
     message = f"attribute rules {source} are not valid"
-    try:
-        raw = _FileModel.model_validate(tomllib.loads(rules_text))
-        places = _PlacesModel.model_validate(tomllib.loads(districts_text))
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(message, [Problem(f"not valid TOML: {e}")]) from e
-    except ValidationError as e:
-        raise InputError(
-            message, [Problem(err["msg"], field=".".join(map(str, err["loc"]))) for err in e.errors()]
-        ) from e
+    raw = validated_toml(rules_text, _FileModel, message)
+    places = validated_toml(districts_text, _PlacesModel, message)
     problems: list[Problem] = []
     seen: set[str] = set()
     for r in raw.rules:

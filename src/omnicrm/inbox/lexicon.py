@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import re
 import threading
-import tomllib
 import unicodedata
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from omnicrm.errors import InputError, Problem
+from omnicrm.tokenizer import CJK, private_tokenizer
+from omnicrm.toml_files import validated_toml
 
 __all__ = [
     "CATEGORIES",
@@ -54,7 +54,7 @@ INTENTS: tuple[str, ...] = (
 CATEGORIES: tuple[str, ...] = ("complaint", "praise", "sarcasm", "waiting")
 """Lexicon lists that are not intents of their own (besides ``intensifiers`` and the negators)."""
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
+
 _SPACE = re.compile(r"\s+")
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "＂": '"'})
 _CONTRACTIONS = ((re.compile(r"\bcan['’]t\b"), "can not"), (re.compile(r"\bwon['’]t\b"), "will not"))
@@ -94,7 +94,7 @@ def _alternation(phrases: list[str]) -> re.Pattern[str] | None:
     parts = []
     for p in sorted(set(phrases), key=lambda w: (-len(w), w)):
         body = re.escape(p)
-        parts.append(body if _CJK.search(p) else rf"(?<![a-z0-9]){body}(?![a-z0-9])")
+        parts.append(body if CJK.search(p) else rf"(?<![a-z0-9]){body}(?![a-z0-9])")
     return re.compile("|".join(parts))
 
 
@@ -108,8 +108,8 @@ class Lexicon:
         self._neg_zh = tuple(sorted({normalise(w) for w in negators_zh}, key=len, reverse=True))
         self._neg_en = frozenset(normalise(w) for w in negators_en)
         self._post_zh = tuple(normalise(w) for w in post_negators_zh)
-        self._intense_zh = tuple(w for w in map(normalise, intensifiers) if _CJK.search(w))
-        self._intense_en = frozenset(w for w in map(normalise, intensifiers) if not _CJK.search(w))
+        self._intense_zh = tuple(w for w in map(normalise, intensifiers) if CJK.search(w))
+        self._intense_en = frozenset(w for w in map(normalise, intensifiers) if not CJK.search(w))
         self._tokenizer: Any = None
         self._lock = threading.Lock()
 
@@ -122,16 +122,7 @@ class Lexicon:
         """The jieba tokenizer with the lexicon's Chinese phrases added as words (built once, thread-safe)."""
         with self._lock:
             if self._tokenizer is None:
-                with warnings.catch_warnings():  # jieba 0.42 compiles regexes with invalid escapes
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    import jieba
-                tok = jieba.Tokenizer()
-                tok.initialize()
-                for words in self.lists.values():
-                    for word in words:
-                        if len(word) > 1 and _CJK.search(word) and " " not in word:
-                            tok.add_word(word)
-                self._tokenizer = tok
+                self._tokenizer = private_tokenizer(w for words in self.lists.values() for w in words)
             return self._tokenizer
 
     def tokens(self, normalised: str) -> list[str]:
@@ -148,7 +139,7 @@ class Lexicon:
                 continue
             for m in pattern.finditer(normalised):
                 prefix = _clause_before(normalised, m.start())
-                zh = bool(_CJK.search(m.group()))
+                zh = bool(CJK.search(m.group()))
                 negated = self._negated_zh(prefix, normalised, m.end()) if zh else self._negated_en(prefix)
                 out.append(Hit(category, m.group(), m.start(), m.end(), negated, self._intensified(prefix, zh)))
         return sorted(out, key=lambda h: (h.start, h.category))
@@ -203,14 +194,7 @@ class _LexiconModel(BaseModel):
 def parse_lexicon(text: str, *, source: str = "<string>") -> Lexicon:
     """Parse and validate a lexicon in TOML; InputError lists every problem, naming the list."""
     message = f"lexicon {source} is not valid"
-    try:
-        model = _LexiconModel.model_validate(tomllib.loads(text))
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(message, [Problem(f"not valid TOML: {e}")]) from e
-    except ValidationError as e:
-        raise InputError(
-            message, [Problem(err["msg"], field=".".join(map(str, err["loc"]))) for err in e.errors()]
-        ) from e
+    model = validated_toml(text, _LexiconModel, message)
     problems = [
         Problem(
             f"'{k}' is not an intent with its own words (use one of {', '.join(INTENTS[1:-2])}, other)", f"intents.{k}"

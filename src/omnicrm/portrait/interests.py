@@ -26,9 +26,7 @@ import datetime as dt
 import difflib
 import re
 import threading
-import tomllib
 import unicodedata
-import warnings
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -38,9 +36,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from omnicrm.errors import InputError, Problem
+from omnicrm.tokenizer import CJK, private_tokenizer
+from omnicrm.toml_files import validated_toml
 
 __all__ = [
     "DECAY_DAYS",
@@ -66,7 +66,7 @@ NEGATORS = frozenset({
 _NUMBER = re.compile(r"^[\d.,:%+\-/零〇一二三四五六七八九十百千万亿两]+$")
 _NOT = re.compile(r"n['’]t\b")
 _SPACE = re.compile(r"\s+")
-_CJK = re.compile(r"[\u3400-\u9fff]")
+
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _DATA = files("omnicrm.portrait").joinpath("data")
 
@@ -130,14 +130,7 @@ class Taxonomy:
         """The jieba tokenizer, with the Chinese keywords and exclude phrases added as words (once, thread-safe)."""
         with self._lock:
             if self._tokenizer is None:
-                with warnings.catch_warnings():  # jieba 0.42 compiles regexes with invalid escapes
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    import jieba
-                tok = jieba.Tokenizer()
-                tok.initialize()
-                for word in [*self._index, *self.exclude]:
-                    if len(word) > 1 and _CJK.search(word) and " " not in word:
-                        tok.add_word(word)
+                tok = private_tokenizer([*self._index, *self.exclude])
                 self._span = max(len(tok.lcut(kw)) for kw in self._index)
                 self._tokenizer = tok
             return self._tokenizer
@@ -175,7 +168,7 @@ class Taxonomy:
             if toks[j - 1] != " " and (cand := "".join(toks[i:j])) in self._index:
                 return cand, j
         tok = toks[i]
-        if _CJK.search(tok):
+        if CJK.search(tok):
             for size in range(len(tok) - 1, 1, -1):
                 for start in range(len(tok) - size + 1):
                     if (sub := tok[start : start + size]) in self._index:
@@ -265,14 +258,7 @@ def _check(model: _FileModel) -> list[Problem]:
 def parse_taxonomy(text: str, *, source: str = "<string>") -> Taxonomy:
     """Parse and validate a taxonomy in TOML; InputError lists every problem, each naming interest and field."""
     message = f"interest taxonomy {source} is not valid"
-    try:
-        raw = tomllib.loads(text)
-        model = _FileModel.model_validate(raw)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(message, [Problem(f"not valid TOML: {e}")]) from e
-    except ValidationError as e:
-        problems = [Problem(err["msg"], field=_where(raw, err["loc"])) for err in e.errors()]
-        raise InputError(message, problems) from e
+    model = validated_toml(text, _FileModel, message, _where)
     problems = _check(model)
     if problems:
         raise InputError(message, problems)
