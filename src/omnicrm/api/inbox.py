@@ -40,7 +40,7 @@ from omnicrm.inbox.senders import Inbound
 from omnicrm.inbox.worker import InboxWorker
 from omnicrm.logs import get_logger
 
-__all__ = ["router", "take_sms_replies", "take_wechat_message"]
+__all__ = ["customer_of", "known_values", "outbox_of", "router", "take_sms_replies", "take_wechat_message"]
 
 log = get_logger(__name__)
 _LOCK = threading.Lock()
@@ -72,7 +72,7 @@ def _config(app: Any) -> InboxConfig:
     return inbox_config(app.settings)
 
 
-def _outbox(app: Any) -> Outbox:
+def outbox_of(app: Any) -> Outbox:
     """The app's reply channels, built once (their access tokens and connections are shared)."""
     with _LOCK:
         if getattr(app, "inbox_outbox", None) is None:
@@ -183,7 +183,7 @@ def conversations(request: Request, key: Key, status: str | None = None, agent_i
     return {"total": total, "offset": offset, "limit": limit, "conversations": [c.as_dict() for c in page]}
 
 
-def _customer(app: Any, c: convs.Conversation) -> dict[str, Any]:
+def customer_of(app: Any, c: convs.Conversation) -> dict[str, Any]:
     """The customer's 360 beside the conversation, or what the inbox knows of a provisional one."""
     keys = contact_keys(app.state_store, c.contact_id)
     if c.customer_id is None:
@@ -206,7 +206,7 @@ def conversation(request: Request, key: Key, conversation_id: int) -> dict[str, 
         "conversation": c.as_dict(),
         "messages": [m.as_dict() for m in list_messages(app.state_store, conversation_id, limit=1000)],
         "activity": convs.activity(app.state_store, conversation_id),
-        "customer": _customer(app, c),
+        "customer": customer_of(app, c),
     }
 
 
@@ -220,7 +220,7 @@ class ReplyIn(BaseModel):
     then: Literal["pending", "closed"] | None = Field(None, description="status once the reply went out")
 
 
-def _known(app: Any, c: convs.Conversation, agent_id: int | None) -> dict[str, str | None]:
+def known_values(app: Any, c: convs.Conversation, agent_id: int | None) -> dict[str, str | None]:
     """What fills a quick reply's automatic placeholders in this conversation."""
     with app.state_store.connect() as conn:
         agent = agents.get_agent(conn, agent_id).name if agent_id is not None else None
@@ -237,8 +237,8 @@ def post_reply(request: Request, key: Key, conversation_id: int, body: ReplyIn) 
     if body.quick_reply_id is not None:
         c = convs.get_conversation(app.state_store, conversation_id)
         picked = quick_replies.get_quick_reply(app.state_store, body.quick_reply_id)
-        text = quick_replies.render(picked, body.values, _known(app, c, body.agent_id))
-    done = reply(app.state_store, conversation_id, body.agent_id, text or "", outbox=_outbox(app),
+        text = quick_replies.render(picked, body.values, known_values(app, c, body.agent_id))
+    done = reply(app.state_store, conversation_id, body.agent_id, text or "", outbox=outbox_of(app),
                  idempotency_key=body.idempotency_key, subject=body.subject, then=body.then,
                  max_chars=_config(app).max_text_chars)  # fmt: skip
     if not done.delivered and done.message.delivery != "sending":
@@ -339,7 +339,7 @@ def render_quick(request: Request, key: Key, quick_reply_id: int, body: RenderIn
     picked = quick_replies.get_quick_reply(app.state_store, quick_reply_id)
     known: dict[str, str | None] = {"shop_name": app.settings.shop_name or None}
     if body.conversation_id is not None:
-        known = _known(app, convs.get_conversation(app.state_store, body.conversation_id), body.agent_id)
+        known = known_values(app, convs.get_conversation(app.state_store, body.conversation_id), body.agent_id)
     return {"text": quick_replies.render(picked, body.values, known), "quick_reply": picked.as_dict()}
 
 

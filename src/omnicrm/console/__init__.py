@@ -17,6 +17,9 @@ from omnicrm.console import (
     customers,
     dashboard,
     giveaways,
+    inbox,
+    inbox_actions,
+    inbox_reports,
     journeys,
     login,
     loyalty,
@@ -37,7 +40,7 @@ def mount(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(static)), name="console-static")
     for module in (
         login, dashboard, customers, catalogue, campaigns, journeys, stored_value, content, giveaways, loyalty,
-        loyalty_coupons, till, referrals, community,
+        loyalty_coupons, till, referrals, community, inbox_reports, inbox, inbox_actions,
     ):  # fmt: skip
         app.include_router(module.router)
 
