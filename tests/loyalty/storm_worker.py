@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,11 @@ from omnicrm.store.state import StateStore
 
 STATE: StateStore | None = None
 COUPON_ORDER_FEN = 10_000  # every redemption is on an order of ¥100
+
+
+def _worker() -> str:
+    """Which worker served a request: the process, and the thread in it."""
+    return f"{os.getpid()}/{threading.get_ident()}"
 
 
 def open_store(url: str, gate: Any = None) -> None:
@@ -57,14 +63,14 @@ def request(task: tuple[Any, ...]) -> tuple[Any, ...]:
         if kind == "coupon":
             done = redeem(STATE, task[2], channel="store", amount_fen=COUPON_ORDER_FEN, order_id=key,
                           store_code=f"S{len(key) % 7}", guide_id="g1", by="storm")  # fmt: skip
-            return ("ok", os.getpid(), key, done.id, done.discount_fen)
+            return ("ok", _worker(), key, done.id, done.discount_fen)
         found, amount = perform(STATE, kind, task[2], key, task[3], f"S{len(key) % 7}")
-        return ("ok", os.getpid(), key, found, amount)
+        return ("ok", _worker(), key, found, amount)
     except OmnicrmError as exc:
         field = exc.problems[0].field if exc.problems else None
-        return ("refused", os.getpid(), key, type(exc).__name__, field)
+        return ("refused", _worker(), key, type(exc).__name__, field)
     except Exception as exc:  # reported to the test, which fails on any
-        return ("error", os.getpid(), key, repr(exc))
+        return ("error", _worker(), key, repr(exc))
 
 
 def main(argv: list[str]) -> int:

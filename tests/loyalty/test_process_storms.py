@@ -1,6 +1,6 @@
-"""Redemption storms from separate processes, on a SQLite file and on PostgreSQL: 1,000 requests from a pool of
-``spawn`` processes, each with its own StateStore on the same database, against one member's points, one coupon code
-and one member's stored value. No overdraft, no double use, a retried request never spends twice, and at the end
+"""Redemption storms from threads and from separate processes, on a SQLite file and on PostgreSQL: 1,000 requests
+from a pool of threads sharing one StateStore, or of ``spawn`` processes each with its own StateStore on the same
+database, against one member's points, one coupon code and one member's stored value. No overdraft, no double use, a retried request never spends twice, and at the end
 every balance equals its ledger. Also: ``benchmarks/loyalty.py`` runs at a tiny size and holds its invariants."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import multiprocessing
 import subprocess
 import sys
 from collections.abc import Sequence
+from multiprocessing.pool import ThreadPool
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,17 @@ RETRIES = 100  # the last requests repeat the first ones' idempotency keys
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def storm(url: str, tasks: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Every task through a pool of PROCESSES 'spawn' processes that start together; the outcomes in task order."""
+THREADS = 32
+
+
+def storm(state: StateStore, tasks: Sequence[tuple[Any, ...]], mode: str) -> list[tuple[Any, ...]]:
+    """Every task through a pool of THREADS threads sharing ``state``, or of PROCESSES 'spawn' processes that start
+    together; the outcomes in task order."""
+    if mode == "threads":
+        storm_worker.STATE = state
+        with ThreadPool(THREADS) as threads:
+            return threads.map(storm_worker.request, tasks, chunksize=5)
+    url = state.url
     ctx = multiprocessing.get_context("spawn")
     gate = ctx.Barrier(PROCESSES)
     with ctx.Pool(PROCESSES, initializer=storm_worker.open_store, initargs=(url, gate)) as pool:
@@ -53,7 +63,7 @@ def settled(outcomes: list[tuple[Any, ...]], field: str) -> tuple[dict[str, tupl
     """The entries written per key (each key's outcomes agreeing on one), and the indexes of refused requests.
     Fails on any unexpected error, on a refusal for another reason, and when fewer than two processes served."""
     assert [o for o in outcomes if o[0] == "error"] == []
-    assert len({o[1] for o in outcomes}) >= 2, "the requests were not served by several processes"
+    assert len({o[1] for o in outcomes}) >= 2, "the requests were not served by several workers"
     written: dict[str, tuple[int, int]] = {}
     refused = []
     for i, o in enumerate(outcomes):
@@ -67,11 +77,12 @@ def settled(outcomes: list[tuple[Any, ...]], field: str) -> tuple[dict[str, tupl
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_points_spent_from_many_processes_never_overdraw(state: StateStore) -> None:
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_points_spent_from_many_workers_never_overdraw(state: StateStore, mode: str) -> None:
     for n in range(4):
         give(state, 71, 500, f"storm-lot-{n}", expires_in_days=None)
     want = [1 + key_of(i) % 4 for i in range(REQUESTS)]  # 2,250 points asked of 2,000
-    outcomes = storm(state.url, [("points", f"p-{key_of(i)}", 71, want[i]) for i in range(REQUESTS)])
+    outcomes = storm(state, [("points", f"p-{key_of(i)}", 71, want[i]) for i in range(REQUESTS)], mode)
     written, refused = settled(outcomes, "points")
     spent = sum(points for _, points in written.values())
     assert refused and 0 < spent <= 2_000
@@ -84,10 +95,11 @@ def test_points_spent_from_many_processes_never_overdraw(state: StateStore) -> N
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_one_coupon_redeemed_from_many_processes_is_used_once(state: StateStore) -> None:
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_one_coupon_redeemed_from_many_workers_is_used_once(state: StateStore, mode: str) -> None:
     create_template(state, Template("storm", "¥5 off", "amount_off", 10, amount_off_fen=500, valid_days=30), by="t")
     code = issue(state, "storm", 72, idempotency_key="storm-72").code
-    outcomes = storm(state.url, [("coupon", f"receipt-{i}", code) for i in range(REQUESTS)])
+    outcomes = storm(state, [("coupon", f"receipt-{i}", code) for i in range(REQUESTS)], mode)
     assert [o for o in outcomes if o[0] == "error"] == []
     won = [o for o in outcomes if o[0] == "ok"]
     assert len(won) == 1 and won[0][4] == 500
@@ -101,11 +113,12 @@ def test_one_coupon_redeemed_from_many_processes_is_used_once(state: StateStore)
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_stored_value_spent_from_many_processes_never_overdraws(state: StateStore) -> None:
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_stored_value_spent_from_many_workers_never_overdraws(state: StateStore, mode: str) -> None:
     sv.top_up(state, 73, 6_000, bonus_fen=1_000, till=sv.Till("S01", "storm-a", "t"))
     sv.top_up(state, 73, 3_000, till=sv.Till("S01", "storm-b", "t"))
     want = [5 + key_of(i) % 20 for i in range(REQUESTS)]  # 13,050 fen asked of 10,000
-    outcomes = storm(state.url, [("stored", f"s-{key_of(i)}", 73, want[i]) for i in range(REQUESTS)])
+    outcomes = storm(state, [("stored", f"s-{key_of(i)}", 73, want[i]) for i in range(REQUESTS)], mode)
     written, refused = settled(outcomes, "amount_fen")
     spent = sum(fen for _, fen in written.values())
     assert refused and 0 < spent <= 10_000
