@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from omnicrm.errors import InputError, Problem
+from omnicrm.errors import InputError, OmnicrmError, Problem
 from omnicrm.inbox import conversations as convs
 from omnicrm.inbox.agents import get_agent
 from omnicrm.inbox.assignment import auto_assign
@@ -198,7 +198,23 @@ def receive(
         stored = message_of(conn.execute(select(M).where(M.c.id == message_id)).one())
         return Received(stored, c, outcome)
 
-    return transaction(state, work)
+    received = transaction(state, work)
+    _capture_attributes(state, received, by)
+    return received
+
+
+def _capture_attributes(state: StateStore, received: Received, by: str) -> None:
+    """What a known customer says about themselves (or a clerk's note says of them) onto their portrait, by the
+    shipped extraction rules (``capture``). The message is already kept: a failure here is logged, never raised."""
+    customer_id, text = received.conversation.customer_id, received.message.text
+    if received.outcome == "duplicate" or customer_id is None or not text:
+        return
+    from omnicrm.inbox.capture import capture
+
+    try:
+        capture(state, customer_id, received.message.id, text, by=f"{by}:rules")
+    except OmnicrmError as exc:
+        log.warning("attributes not captured", message_id=received.message.id, error=str(exc))
 
 
 def _customer_wrote(
