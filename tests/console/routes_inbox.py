@@ -17,6 +17,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", CONVERSATION): READ,
     ("POST", f"{CONVERSATION}/replies"): WRITE,
     ("POST", f"{CONVERSATION}/notes"): WRITE,
+    ("POST", f"{CONVERSATION}/messages/{{message_id}}/attributes"): WRITE,
     ("POST", f"{CONVERSATION}/assign"): WRITE,
     ("POST", f"{CONVERSATION}/status"): WRITE,
     ("POST", f"{CONVERSATION}/priority"): WRITE,
@@ -41,6 +42,9 @@ API_INPUTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/inbox/messages"): {"json": {"channel": "sms", "sender": {"phone": "13912345678"}, "text": "matrix"}},
     ("POST", f"{CONVERSATION}/replies"): {"json": {"agent_id": 0, "text": "matrix", "idempotency_key": "matrix"}},
     ("POST", f"{CONVERSATION}/notes"): {"json": {"text": "matrix"}},
+    ("POST", f"{CONVERSATION}/messages/{{message_id}}/attributes"): {
+        "json": {"tag_id": "has_infant", "value": True, "quote": "matrix"}
+    },
     ("POST", f"{CONVERSATION}/assign"): {"json": {}},
     ("POST", f"{CONVERSATION}/status"): {"json": {"status": "open"}},
     ("POST", f"{CONVERSATION}/priority"): {"json": {"priority": "high"}},
@@ -63,6 +67,7 @@ PARAMS: dict[str, str] = {
     "channel": "weibo",
     "conversation_id": "0",
     "quick_reply_id": "0",
+    "message_id": "0",
     "calendar_name": "matrix",
     "agent_id": "0",
     "team_id": "0",

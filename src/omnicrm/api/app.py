@@ -18,6 +18,7 @@ from omnicrm.api import (
     customers,
     giveaways,
     inbox,
+    inbox_attributes,
     ingest,
     journeys,
     links,
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(giveaways.router)
     app.include_router(referrals.router)
     app.include_router(inbox.router)
+    app.include_router(inbox_attributes.router)
     mount_console(app)
 
     @app.get("/health", tags=["ops"])
