@@ -19,15 +19,20 @@ PASSWORD = "correct horse battery"
 ROLE_USERS = {role: role.replace("_", "-") for role in ROLES}  # admin, marketer, service-agent, store-clerk
 
 
-@pytest.fixture(scope="session")
-def console_users(console_data: Path) -> dict[str, str]:
-    """One user per role (user name by role), created once in the console merchant's state store."""
-    state = StateStore(load_settings(data_dir=console_data, loader_interval_seconds=0).state_database_url)
+def add_role_users(data_dir: Path) -> None:
+    """One user per role in a merchant's state store (those missing)."""
+    state = StateStore(load_settings(data_dir=data_dir, loader_interval_seconds=0).state_database_url)
     existing = {u.username for u in list_users(state)}
     for role, name in ROLE_USERS.items():
         if name not in existing:
             create_user(state, name, PASSWORD, role, display_name=f"{role} user")
     state.dispose()
+
+
+@pytest.fixture(scope="session")
+def console_users(console_data: Path) -> dict[str, str]:
+    """One user per role (user name by role) in the console merchant's state store."""
+    add_role_users(console_data)
     return ROLE_USERS
 
 

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, ViewportSize, sync_playwright
 
 from tests.api.conftest import demo_merchant
+from tests.console.accounts import add_role_users
 from tests.live import free_port
 
 CONSOLE_PEOPLE = 3000
@@ -74,8 +76,30 @@ class ConsoleServer:
 
 @pytest.fixture(scope="session")
 def console_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small demo merchant (facts, OneID, portrait), built once per test run; its data folder."""
-    return demo_merchant(tmp_path_factory.mktemp("console-data"), people=CONSOLE_PEOPLE, seed=CONSOLE_SEED)
+    """A small demo merchant (facts, OneID, portrait) with a console user of each role, built once per test run; its
+    data folder. Tests share it and write to it (the authorisation matrix posts to every route), so a copy as built is
+    kept beside it: ``copy_merchant`` copies that one."""
+    root = demo_merchant(tmp_path_factory.mktemp("console-data"), people=CONSOLE_PEOPLE, seed=CONSOLE_SEED)
+    add_role_users(root)
+    copy_merchant(root, _as_built(root))
+    return root
+
+
+def _as_built(root: Path) -> Path:
+    return root.with_name(f"{root.name}-as-built")
+
+
+def copy_merchant(source: Path, target: Path) -> Path:
+    """A private copy of a merchant's data folder; of the console merchant, as it was built, whatever other tests
+    have written to it since. The state database is copied through SQLite's backup (consistent even while another
+    connection has it open in WAL mode)."""
+    origin = _as_built(source) if _as_built(source).exists() else source
+    shutil.copytree(origin, target, ignore=shutil.ignore_patterns("state.db", "state.db-wal", "state.db-shm"))
+    with sqlite3.connect(origin / "state.db") as src, sqlite3.connect(target / "state.db") as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    return target
 
 
 @pytest.fixture(scope="session")

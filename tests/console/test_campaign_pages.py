@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,21 +35,11 @@ from omnicrm.store.engine import Engine
 from omnicrm.store.facts import FactsStore
 from omnicrm.store.state import StateStore
 from tests.console.accounts import console_users, csrf_of, english_client
+from tests.console.conftest import copy_merchant
 
 __all__ = ["console_users", "copy_merchant", "email_channel", "grant_email_consent", "make_segment"]
 
 CONSENTED = 300  # e-mail addresses granted marketing consent; everyone else is excluded for want of it
-
-
-def copy_merchant(source: Path, target: Path) -> Path:
-    """A private copy of a merchant's data folder; the state database through SQLite's backup (consistent even
-    while another connection has it open in WAL mode)."""
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("state.db", "state.db-wal", "state.db-shm"))
-    with sqlite3.connect(source / "state.db") as src, sqlite3.connect(target / "state.db") as dst:
-        src.backup(dst)
-    src.close()
-    dst.close()
-    return target
 
 
 def grant_email_consent(root: Path, state: StateStore, limit: int = CONSENTED) -> list[int]:

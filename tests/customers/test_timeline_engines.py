@@ -37,5 +37,7 @@ def test_duckdb_and_spark_write_the_same_timeline(tmp_path: Path, spark: Any) ->
     keys = [("customer_id", "ascending"), ("occurred_at", "descending")]
     keys += [(c, "ascending") for c in ("kind", "ref", "title", "detail")]
     assert left.to_pylist() == left.sort_by(keys).to_pylist(), "written newest first within each customer"
-    assert left.sort_by(keys).to_pylist() == right.sort_by(keys).to_pylist()
+    # rows the page order leaves tied (two lines of one receipt alike but in amount) are in either engine's order
+    every = keys + [(c, "ascending") for c in left.column_names if c not in dict(keys)]
+    assert left.sort_by(every).to_pylist() == right.sort_by(every).to_pylist()
     state.dispose()
