@@ -181,7 +181,8 @@ def recommend(state: StateStore, segments: SegmentEngine, segment_id: int, limit
     segment = get_segment(state, segment_id)
     members = segments.audience(segment.rule).members
     tags = segments.portrait / "tags.parquet"
-    count, ranked = rank_for_members(state, tags=tags, members=members, limit=limit, now=segments.now)
+    # items live now (the engine's moment is cut to the second: an item published in this second would not count)
+    count, ranked = rank_for_members(state, tags=tags, members=members, limit=limit)
     return SegmentRecommendations(segment.id, segment.name, count, segments.portrait.name, ranked)
 
 
