@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from omnicrm.api.customers import Key
-from omnicrm.api.links import _HEADERS, _NOT_FOUND
+from omnicrm.api.links import NOT_FOUND_PAGE, TRACKED_HEADERS
 from omnicrm.content import library, links, recommend, report, views
 from omnicrm.errors import InputError, NotFound, Problem
 from omnicrm.segments.evaluate import SegmentEngine
@@ -188,8 +188,8 @@ def follow(request: Request, token: str) -> Response:
             identity=request.app.state.derived.current("identity"),
         )  # fmt: skip
     except (InputError, NotFound):
-        return HTMLResponse(_NOT_FOUND, status_code=404, headers=_HEADERS)
-    response = RedirectResponse(view.url, status_code=302, headers=_HEADERS)
+        return HTMLResponse(NOT_FOUND_PAGE, status_code=404, headers=TRACKED_HEADERS)
+    response = RedirectResponse(view.url, status_code=302, headers=TRACKED_HEADERS)
     response.set_cookie(VISITOR_COOKIE, visitor, max_age=VISITOR_DAYS * 86400, path="/c/", httponly=True,
                         samesite="lax", secure=request.url.scheme == "https")  # fmt: skip
     return response

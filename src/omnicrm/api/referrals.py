@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from omnicrm.api.customers import Key
 from omnicrm.api.errors import one_idempotency_key
+from omnicrm.api.links import TRACKED_HEADERS
 from omnicrm.errors import Conflict, InputError, NotFound, Problem
 from omnicrm.loyalty import referrals
 from omnicrm.loyalty.earning import order_facts
@@ -43,7 +44,6 @@ PREFIX = "/api/loyalty/referrals"
 COOKIE = "omnicrm_ref"
 COOKIE_DAYS = 30
 _MAC_BYTES = 12
-_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 _NOT_VALID = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex">
 <title>邀请无效 / Invitation not valid</title>
@@ -190,9 +190,9 @@ def landing(request: Request, referral_code: str) -> Response:
         visit = referrals.record_visit(app.state_store, code, user_agent=request.headers.get("user-agent"))
         base = referrals.load_programme(app.state_store).landing_url
     except (InputError, NotFound, Conflict):
-        return HTMLResponse(_NOT_VALID, status_code=404, headers=_HEADERS)
+        return HTMLResponse(_NOT_VALID, status_code=404, headers=TRACKED_HEADERS)
     token = visit_token(app.settings.secret_key, visit)
-    response = RedirectResponse(landing_url(base, code, token), status_code=302, headers=_HEADERS)
+    response = RedirectResponse(landing_url(base, code, token), status_code=302, headers=TRACKED_HEADERS)
     response.set_cookie(COOKIE, token, max_age=COOKIE_DAYS * 86400, httponly=True, samesite="lax",
                         secure=app.settings.public_url.startswith("https://"))  # fmt: skip
     return response
